@@ -1,0 +1,178 @@
+"""Correspondence losses: what makes MAGAN align cells to *matching* cells.
+
+A plain CycleGAN can map each cluster of X1 to any cluster of X2 (the adversarial and cycle
+losses are satisfied by any bijection between the manifolds). Each term here adds what the user
+knows about the correspondence; terms are combinable and each has its own weight.
+
+All terms share one signature, ``term(batch, module) -> scalar``, where ``batch`` holds the
+current minibatch in standardised units and the generators' outputs on it. Terms that compare
+values across domains convert units with the domains' standardisation (``mean``/``scale``), so
+"equal" means equal in the units the user gave (after any arcsinh/log preprocessing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from magan.errors import ConfigError, DataError
+from magan.nn import MAGANModule
+
+__all__ = [
+    "CorrespondenceBatch",
+    "KnownPairs",
+    "Relation",
+    "SharedFeatures",
+    "correlated",
+]
+
+
+@dataclass
+class CorrespondenceBatch:
+    """One training step's tensors, standardised. ``pairs*`` are known partner rows, or None."""
+
+    x1: torch.Tensor  # (b, d1)
+    x2: torch.Tensor  # (b, d2)
+    x12: torch.Tensor  # (b, d2) = G12(x1)
+    x21: torch.Tensor  # (b, d1) = G21(x2)
+    pairs1: torch.Tensor | None = None  # (k, d1)
+    pairs2: torch.Tensor | None = None  # (k, d2), row r partners pairs1 row r
+
+
+def _scaling(mean: np.ndarray | None, scale: np.ndarray | None, d: int) -> tuple[torch.Tensor, ...]:
+    mean = np.zeros(d) if mean is None else np.asarray(mean, dtype=np.float64)
+    scale = np.ones(d) if scale is None else np.asarray(scale, dtype=np.float64)
+    return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(scale, dtype=torch.float32)
+
+
+class SharedFeatures(nn.Module):
+    """Feature i of X1 and feature j of X2 measure the same thing (e.g. one marker in two panels).
+
+    Loss: MSE(G12(x1)[:, j], x1[:, i]) + MSE(G21(x2)[:, i], x2[:, j]), each in the target
+    domain's standardised units.
+
+    ``match="values"`` (the paper): the two values must be equal in the user's units; right when
+    both domains were measured on one scale (two panels on one instrument).
+    ``match="standardized"``: equal after each domain's own centring and scaling; right when a
+    batch effect shifts or rescales the shared markers between domains (replicate batches).
+    """
+
+    name = "shared_features"
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[int, int]],
+        mean1: np.ndarray | None = None,
+        scale1: np.ndarray | None = None,
+        mean2: np.ndarray | None = None,
+        scale2: np.ndarray | None = None,
+        match: str = "values",
+    ) -> None:
+        super().__init__()
+        if match not in {"values", "standardized"}:
+            raise ConfigError(
+                f"shared_features_match must be 'values' or 'standardized', got {match!r}"
+            )
+        if not pairs:
+            raise DataError("SharedFeatures needs at least one (i, j) feature pair")
+        idx = torch.as_tensor(np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
+        i, j = idx[:, 0], idx[:, 1]
+        d1 = int(i.max()) + 1 if mean1 is None else len(mean1)
+        d2 = int(j.max()) + 1 if mean2 is None else len(mean2)
+        m1, s1 = _scaling(mean1, scale1, d1)
+        m2, s2 = _scaling(mean2, scale2, d2)
+        if match == "standardized":
+            a12 = torch.ones(len(i))
+            b12 = torch.zeros(len(i))
+        else:  # x1 value expressed in domain 2's standardised units, and the reverse
+            a12 = s1[i] / s2[j]
+            b12 = (m1[i] - m2[j]) / s2[j]
+        self.register_buffer("i", i)
+        self.register_buffer("j", j)
+        self.register_buffer("a12", a12)
+        self.register_buffer("b12", b12)
+        self.match = match
+
+    def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:
+        target_in_2 = batch.x1[:, self.i] * self.a12 + self.b12  # (b, k) in domain-2 units
+        target_in_1 = (batch.x2[:, self.j] - self.b12) / self.a12  # inverse affine
+        return F.mse_loss(batch.x12[:, self.j], target_in_2) + F.mse_loss(
+            batch.x21[:, self.i], target_in_1
+        )
+
+
+class KnownPairs(nn.Module):
+    """A few cells known to correspond: G12(x1_i) ≈ x2_j and G21(x2_j) ≈ x1_i (MSE)."""
+
+    name = "known_pairs"
+
+    def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:
+        if batch.pairs1 is None or batch.pairs2 is None:
+            raise DataError("KnownPairs needs known pairs in the batch")
+        return F.mse_loss(module.g12(batch.pairs1), batch.pairs2) + F.mse_loss(
+            module.g21(batch.pairs2), batch.pairs1
+        )
+
+
+class Relation(nn.Module):
+    """A user-given differentiable relation ``fn(x1, g12_x1) -> scalar loss``.
+
+    Both tensors reach ``fn`` in the user's units (standardisation undone, differentiably), so a
+    relation can be written as a biologist states it, e.g. :func:`correlated`.
+    """
+
+    name = "relation"
+
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        mean1: np.ndarray | None = None,
+        scale1: np.ndarray | None = None,
+        mean2: np.ndarray | None = None,
+        scale2: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        if not callable(fn):
+            raise ConfigError(f"relation must be callable (x1, g12_x1) -> loss, got {fn!r}")
+        self.fn = fn
+        self._dims = (None if mean1 is None else len(mean1), None if mean2 is None else len(mean2))
+        if mean1 is not None:
+            m1, s1 = _scaling(mean1, scale1, len(mean1))
+            self.register_buffer("m1", m1)
+            self.register_buffer("s1", s1)
+        if mean2 is not None:
+            m2, s2 = _scaling(mean2, scale2, len(mean2))
+            self.register_buffer("m2", m2)
+            self.register_buffer("s2", s2)
+
+    def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:
+        x1, x12 = batch.x1, batch.x12
+        if self._dims[0] is not None:
+            x1 = x1 * self.s1 + self.m1
+        if self._dims[1] is not None:
+            x12 = x12 * self.s2 + self.m2
+        loss = self.fn(x1, x12)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise DataError("relation must return a scalar torch tensor")
+        return loss.reshape(())
+
+
+def correlated(i: int, j: int, sign: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Relation: feature ``i`` of X1 and feature ``j`` of G12(X1) correlate with ``sign``.
+
+    Returns ``1 - sign * pearson(x1[:, i], g12[:, j])``: 0 when perfectly (anti)correlated as
+    asked, 2 at the opposite. E.g. ``correlated(3, 5, sign=-1)`` for an inverse relation.
+    """
+
+    def loss(x1: torch.Tensor, g12: torch.Tensor) -> torch.Tensor:
+        a = x1[:, i] - x1[:, i].mean()
+        b = g12[:, j] - g12[:, j].mean()
+        r = (a * b).sum() / (a.norm() * b.norm() + 1e-8)
+        return 1.0 - sign * r
+
+    return loss

@@ -1,0 +1,549 @@
+"""``MAGAN``: the user-facing estimator (fit / transform / inverse_transform / impute / save / load).
+
+It owns the data side — validation, feature names, preprocessing, persistence — and hands the
+networks (``magan.nn``), losses (``magan.correspondence``) and loop (``magan.training``) plain
+tensors. ``__init__`` only stores hyperparameters, scikit-learn style; what ``fit`` learns ends
+in ``_``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from magan import __version__
+from magan.correspondence import KnownPairs, Relation, SharedFeatures
+from magan.data import Matrix, PairSampler, as_matrix, resolve_known_pairs, resolve_shared_features
+from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from magan.nn import MAGANModule, NetworkConfig
+from magan.preprocessing import Standardizer, Transform, transform_from_state
+from magan.training import LossWeights, Trainer, resolve_device
+
+__all__ = ["MAGAN"]
+
+FORMAT_VERSION = 1
+_CONFIG = "config.json"
+_WEIGHTS = "weights.pt"
+_HISTORY = "history.csv"
+
+
+class MAGAN:
+    """Manifold-Aligning GAN (Amodio & Krishnaswamy, ICML 2018) between two domains.
+
+    G12 maps domain 1 (x1: cells × d1 features) into domain 2, G21 the reverse; D1 and D2 tell
+    real cells of each domain from translated ones. The generators minimise adversarial + cycle
+    + correspondence losses; correspondence (shared features, known pairs, a relation) is what
+    makes a cell land on its *matching* cell rather than anywhere on the other manifold.
+
+    Parameters
+    ----------
+    correspondence
+        False turns every correspondence term off: the plain GAN/CycleGAN ablation, same code.
+    shared_features_weight, known_pairs_weight, relation_weight
+        Weight of each correspondence term (1, as in the original code).
+    shared_features_match
+        ``"values"`` (the paper): shared features must be equal in the user's units.
+        ``"standardized"``: equal after each domain's own centring/scaling, for batch effects
+        that shift the shared markers themselves.
+    adversarial_weight, cycle_weight
+        Weights of the adversarial and cycle terms (1, as in the original code).
+    manifold_augmentation
+        Discriminators also score cycle reconstructions as real (the paper's augmentation).
+    generator_widths, discriminator_widths, activation
+        Hidden layer widths; defaults are the original code's (200-100-50 and 800-400-200-100-50,
+        ReLU).
+    n_steps, batch_size
+        Training steps (one generator + one discriminator update each) and cells per domain per
+        step. The original code used batch 100 for ~100,000 steps; 4,000 steps of 256 reach the
+        same alignment on the cytometry and toy data we measured, in about a minute on 2 CPU cores.
+    generator_lr, discriminator_lr, adam_betas
+        Adam settings (original code: 1e-3, 1e-3, (0.5, 0.99)).
+    preprocess1, preprocess2
+        Optional transforms applied before standardisation (e.g. ``Arcsinh(5)`` from
+        ``magan.preprocessing``); inverted on output, stored with the model.
+    standardize
+        Centre and scale each feature per domain before training (inverted on output). The
+        original code did not; unscaled cytometry intensities make the GAN unstable.
+    device
+        ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    seed
+        Seeds weight initialisation and minibatch sampling: same data, seed and device give the
+        same model.
+    progress
+        Show a tqdm progress bar with the current losses.
+    log_every
+        Steps between host copies of the losses (progress bar, divergence check).
+    """
+
+    def __init__(
+        self,
+        *,
+        correspondence: bool = True,
+        shared_features_weight: float = 1.0,
+        known_pairs_weight: float = 1.0,
+        relation_weight: float = 1.0,
+        shared_features_match: str = "values",
+        adversarial_weight: float = 1.0,
+        cycle_weight: float = 1.0,
+        manifold_augmentation: bool = True,
+        generator_widths: Sequence[int] = (200, 100, 50),
+        discriminator_widths: Sequence[int] = (800, 400, 200, 100, 50),
+        activation: str = "relu",
+        n_steps: int = 4000,
+        batch_size: int = 256,
+        generator_lr: float = 1e-3,
+        discriminator_lr: float = 1e-3,
+        adam_betas: tuple[float, float] = (0.5, 0.99),
+        preprocess1: Transform | None = None,
+        preprocess2: Transform | None = None,
+        standardize: bool = True,
+        device: str = "auto",
+        seed: int = 0,
+        progress: bool = True,
+        log_every: int = 50,
+    ) -> None:
+        self.correspondence = correspondence
+        self.shared_features_weight = shared_features_weight
+        self.known_pairs_weight = known_pairs_weight
+        self.relation_weight = relation_weight
+        self.shared_features_match = shared_features_match
+        self.adversarial_weight = adversarial_weight
+        self.cycle_weight = cycle_weight
+        self.manifold_augmentation = manifold_augmentation
+        self.generator_widths = generator_widths
+        self.discriminator_widths = discriminator_widths
+        self.activation = activation
+        self.n_steps = n_steps
+        self.batch_size = batch_size
+        self.generator_lr = generator_lr
+        self.discriminator_lr = discriminator_lr
+        self.adam_betas = adam_betas
+        self.preprocess1 = preprocess1
+        self.preprocess2 = preprocess2
+        self.standardize = standardize
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+        self.log_every = log_every
+
+    # ---- presets -----------------------------------------------------------------------
+    @classmethod
+    def paper(cls, **overrides: Any) -> MAGAN:
+        """The published recipe as in the original code: batch 100, no input scaling."""
+        params = {"batch_size": 100, "n_steps": 100_000, "standardize": False}
+        return cls(**{**params, **overrides})
+
+    @classmethod
+    def plain_gan(cls, **overrides: Any) -> MAGAN:
+        """The ablation: same networks and training, no correspondence (a CycleGAN)."""
+        return cls(**{"correspondence": False, **overrides})
+
+    # ---- sklearn-style parameter access -------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> MAGAN:
+        for key, value in params.items():
+            if key not in self._param_names():
+                raise ConfigError(f"MAGAN has no parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {k: v.default for k, v in inspect.signature(type(self).__init__).parameters.items()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"MAGAN({', '.join(changed)})"
+
+    def _check_params(self) -> None:
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be an int >= 1. "
+                                  f"Got {value!r} instead.")
+
+        for name in ("n_steps", "batch_size", "log_every"):
+            positive_int(name)
+        for name in ("shared_features_weight", "known_pairs_weight", "relation_weight",
+                     "adversarial_weight", "cycle_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be a finite number "
+                                  f">= 0. Got {value!r} instead.")
+        for name in ("generator_lr", "discriminator_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value):
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be > 0. "
+                                  f"Got {value!r} instead.")
+        for name in ("generator_widths", "discriminator_widths"):
+            widths = getattr(self, name)
+            if not all(isinstance(w, (int, np.integer)) and w >= 1 for w in widths):
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be a sequence of "
+                                  f"positive ints. Got {widths!r} instead.")
+        if self.shared_features_match not in {"values", "standardized"}:
+            raise ConfigError("The 'shared_features_match' parameter of MAGAN must be 'values' "
+                              f"or 'standardized'. Got {self.shared_features_match!r} instead.")
+        if self.activation not in {"relu", "leaky_relu", "elu"}:
+            raise ConfigError("The 'activation' parameter of MAGAN must be 'relu', 'leaky_relu' "
+                              f"or 'elu'. Got {self.activation!r} instead.")
+        for name in ("preprocess1", "preprocess2"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Transform):
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be a "
+                                  f"magan.preprocessing.Transform or None. Got {value!r}.")
+
+    # ---- fitting -----------------------------------------------------------------------
+    def fit(
+        self,
+        x1: Any,
+        x2: Any,
+        *,
+        shared_features: Any = None,
+        known_pairs: Any = None,
+        relation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        layer1: str | None = None,
+        layer2: str | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 1000,
+        resume: bool = False,
+    ) -> MAGAN:
+        """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
+
+        x1, x2
+            ndarray, pandas DataFrame or AnnData (``.X``, or ``layer1``/``layer2``), cells × features.
+        shared_features
+            ``"auto"`` (features with identical names) or a list of pairs ``(f1, f2)``, each a
+            name or a column index, e.g. ``[("CD3", "CD3"), (4, 7)]``.
+        known_pairs
+            Pairs ``(i, j)``: row i of x1 is the same cell/state as row j of x2 (indices, or
+            cell names for DataFrame/AnnData input).
+        relation
+            Differentiable ``fn(x1, g12_x1) -> scalar loss`` on minibatches in the user's units,
+            e.g. ``magan.correspondence.correlated(0, 3, sign=-1)``.
+        checkpoint_dir, checkpoint_every, resume
+            Write a resumable checkpoint every ``checkpoint_every`` steps; with ``resume=True``
+            continue from the one in ``checkpoint_dir`` (same data and parameters) and reach the
+            same weights as an uninterrupted run.
+        """
+        self._check_params()
+        m1 = as_matrix(x1, name="x1", layer=layer1)
+        m2 = as_matrix(x2, name="x2", layer=layer2)
+        pairs = resolve_shared_features(shared_features, m1, m2)
+        known = resolve_known_pairs(known_pairs, m1, m2)
+        if not self.correspondence and (pairs or len(known) or relation is not None):
+            warnings.warn("correspondence=False: shared_features, known_pairs and relation are "
+                          "ignored (plain GAN ablation)", stacklevel=2)
+            pairs, known, relation = [], np.zeros((0, 2), dtype=np.int64), None
+        if self.correspondence and not pairs and not len(known) and relation is None:
+            warnings.warn("no shared_features, known_pairs or relation given: training a plain "
+                          "GAN, which aligns the manifolds but not matching cells", stacklevel=2)
+
+        device = resolve_device(self.device)
+        self.device_ = device
+        self.feature_names1_ = m1.feature_names or [str(i) for i in range(m1.X.shape[1])]
+        self.feature_names2_ = m2.feature_names or [str(j) for j in range(m2.X.shape[1])]
+        self.has_names1_ = m1.feature_names is not None
+        self.has_names2_ = m2.feature_names is not None
+        self.shared_features_ = [(self.feature_names1_[i], self.feature_names2_[j])
+                                 for i, j in pairs]
+        self.n_known_pairs_ = len(known)
+
+        self.preprocessing1_ = self._fit_preprocessing(self.preprocess1, m1.X, "x1")
+        self.preprocessing2_ = self._fit_preprocessing(self.preprocess2, m2.X, "x2")
+        z1 = self._forward_preprocess(self.preprocessing1_, m1.X)
+        z2 = self._forward_preprocess(self.preprocessing2_, m2.X)
+        scaler1, scaler2 = self.preprocessing1_[-1], self.preprocessing2_[-1]
+        scales = {}
+        if self.standardize:
+            scales = {"mean1": scaler1.mean_, "scale1": scaler1.scale_,
+                      "mean2": scaler2.mean_, "scale2": scaler2.scale_}
+
+        config = NetworkConfig(
+            m1.X.shape[1], m2.X.shape[1], tuple(self.generator_widths),
+            tuple(self.discriminator_widths), self.activation,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            module = MAGANModule(config)
+        module.to(device)
+
+        terms = []
+        if pairs:
+            terms.append(SharedFeatures(pairs, match=self.shared_features_match, **scales))
+        if len(known):
+            terms.append(KnownPairs())
+        if relation is not None:
+            terms.append(Relation(relation, **scales))
+        t1 = torch.as_tensor(z1, device=device)
+        t2 = torch.as_tensor(z2, device=device)
+        sampler = PairSampler(t1, t2, self.batch_size, seed=self.seed + 1,
+                              known_pairs=known if len(known) else None)
+        weights = LossWeights(
+            self.adversarial_weight, self.cycle_weight,
+            {"shared_features": self.shared_features_weight,
+             "known_pairs": self.known_pairs_weight, "relation": self.relation_weight},
+        )
+        trainer = Trainer(
+            module, sampler, [t.to(device) for t in terms], weights,
+            manifold_augmentation=self.manifold_augmentation,
+            generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr,
+            adam_betas=tuple(self.adam_betas),
+        )
+        callback = None
+        if checkpoint_dir is not None:
+            from magan.checkpoint import Checkpointer
+
+            ckpt = Checkpointer(checkpoint_dir, every=checkpoint_every,
+                                fingerprint=self._fingerprint(z1, z2, pairs, known))
+            if resume:
+                ckpt.restore(trainer)
+            callback = ckpt
+        elif resume:
+            raise ConfigError("resume=True needs checkpoint_dir")
+        self.history_ = trainer.run(self.n_steps, log_every=self.log_every,
+                                    progress=self.progress, callback=callback)
+        if checkpoint_dir is not None:
+            callback.save(trainer)
+        self.module_ = module.eval()
+        self.network_config_ = config
+        self.n_steps_trained_ = trainer.step_count
+        return self
+
+    def _fingerprint(self, z1: np.ndarray, z2: np.ndarray, pairs: list, known: np.ndarray) -> str:
+        """Hash of data and parameters: a checkpoint may only resume the run that wrote it."""
+        h = hashlib.sha256()
+        for arr in (z1, z2, np.asarray(pairs, dtype=np.int64), known):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        params = {k: v for k, v in self._params_json().items() if k not in {"progress", "device"}}
+        h.update(json.dumps(params, sort_keys=True).encode())
+        return h.hexdigest()
+
+    def _fit_preprocessing(self, user: Transform | None, X: np.ndarray, name: str) -> list[Transform]:
+        steps: list[Transform] = []
+        Z = X
+        if user is not None:
+            step = copy.deepcopy(user)
+            Z = step.fit_transform(X)
+            if not np.isfinite(Z).all():
+                raise DataError(f"{name}: preprocessing {type(user).__name__} produced NaN/inf "
+                                "(e.g. log of negative values)")
+            steps.append(step)
+        scaler = Standardizer().fit(Z) if self.standardize else _Identity(Z.shape[1])
+        steps.append(scaler)
+        return steps
+
+    @staticmethod
+    def _forward_preprocess(steps: list[Transform], X: np.ndarray) -> np.ndarray:
+        for step in steps:
+            X = step.transform(X)
+        return np.asarray(X, dtype=np.float32)
+
+    @staticmethod
+    def _inverse_preprocess(steps: list[Transform], X: np.ndarray) -> np.ndarray:
+        for step in reversed(steps):
+            X = step.inverse_transform(X)
+        return np.asarray(X, dtype=np.float32)
+
+    # ---- using a fitted model -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError("This MAGAN is not fitted yet; call fit(x1, x2, ...) or "
+                                 "MAGAN.load(path) first.")
+
+    def _input(self, x: Any, domain: int, layer: str | None) -> Matrix:
+        names = self.feature_names1_ if domain == 1 else self.feature_names2_
+        has_names = self.has_names1_ if domain == 1 else self.has_names2_
+        m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
+        if m.feature_names is not None and has_names and m.feature_names != names:
+            missing = [f for f in names if f not in m.feature_names]
+            if missing:
+                raise DataError(f"x{domain} lacks features the model was trained on: "
+                                f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+            order = [m.feature_names.index(f) for f in names]
+            m = Matrix(m.X[:, order], names, m.cell_names)
+        if m.X.shape[1] != len(names):
+            raise DataError(f"x{domain} has {m.X.shape[1]} features, but this MAGAN was "
+                            f"trained with {len(names)} in domain {domain}")
+        return m
+
+    def _translate(self, X: np.ndarray, src: int, chunk: int = 65536) -> np.ndarray:
+        pre_in = self.preprocessing1_ if src == 1 else self.preprocessing2_
+        pre_out = self.preprocessing2_ if src == 1 else self.preprocessing1_
+        net = self.module_.g12 if src == 1 else self.module_.g21
+        Z = self._forward_preprocess(pre_in, X)
+        device = next(net.parameters()).device
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(Z), chunk):
+                batch = torch.as_tensor(Z[start:start + chunk], device=device)
+                outs.append(net(batch).float().cpu().numpy())
+        return self._inverse_preprocess(pre_out, np.concatenate(outs))
+
+    def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
+        """Translate domain-1 cells into domain 2 (G12): (n1, d1) → (n1, d2), in x2's units."""
+        self._check_fitted()
+        return self._translate(self._input(x1, 1, layer).X, 1)
+
+    def inverse_transform(self, x2: Any, *, layer: str | None = None) -> np.ndarray:
+        """Translate domain-2 cells into domain 1 (G21): (n2, d2) → (n2, d1), in x1's units."""
+        self._check_fitted()
+        return self._translate(self._input(x2, 2, layer).X, 2)
+
+    def impute(
+        self, x: Any, *, domain: int = 1, features: Sequence[str] | str | None = "unshared",
+        layer: str | None = None,
+    ) -> pd.DataFrame:
+        """The other domain's features for cells of ``domain``, as a named DataFrame.
+
+        ``features="unshared"`` (default) keeps the features not measured in ``x``'s domain
+        (e.g. the other panel's markers), ``None`` all of them, or a list of names.
+        """
+        self._check_fitted()
+        if domain not in (1, 2):
+            raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
+        m = self._input(x, domain, layer)
+        values = self._translate(m.X, domain)
+        names = self.feature_names2_ if domain == 1 else self.feature_names1_
+        frame = pd.DataFrame(values, columns=names, index=m.cell_names)
+        if features is None:
+            return frame
+        if isinstance(features, str) and features == "unshared":
+            shared = {p[1] if domain == 1 else p[0] for p in self.shared_features_}
+            return frame[[n for n in names if n not in shared]]
+        if isinstance(features, str):
+            features = [features]
+        unknown = [f for f in features if f not in names]
+        if unknown:
+            raise DataError(f"unknown features {unknown}; domain {3 - domain} has {names[:8]} ...")
+        return frame[list(features)]
+
+    # ---- persistence -------------------------------------------------------------------
+    def _params_json(self) -> dict[str, Any]:
+        params = self.get_params()
+        for name in ("preprocess1", "preprocess2"):
+            params[name] = None  # fitted preprocessing is stored separately, as state
+        params["generator_widths"] = list(params["generator_widths"])
+        params["discriminator_widths"] = list(params["discriminator_widths"])
+        params["adam_betas"] = list(params["adam_betas"])
+        return params
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the model to directory ``path``: config.json, weights.pt, history.csv.
+
+        Written into a temporary sibling directory first and renamed into place, so a crash never
+        leaves a half-written model. Refuses an existing ``path`` unless ``overwrite``.
+        """
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+            torch.save(state, tmp / _WEIGHTS)
+            digest = hashlib.sha256((tmp / _WEIGHTS).read_bytes()).hexdigest()
+            config = {
+                "magan_version": __version__,
+                "format_version": FORMAT_VERSION,
+                "params": self._params_json(),
+                "network": self.network_config_.to_dict(),
+                "feature_names1": self.feature_names1_,
+                "feature_names2": self.feature_names2_,
+                "has_names": [self.has_names1_, self.has_names2_],
+                "shared_features": self.shared_features_,
+                "n_known_pairs": self.n_known_pairs_,
+                "n_steps_trained": self.n_steps_trained_,
+                "preprocessing1": [s.get_state() for s in self.preprocessing1_],
+                "preprocessing2": [s.get_state() for s in self.preprocessing2_],
+                "weights_sha256": digest,
+            }
+            (tmp / _CONFIG).write_text(json.dumps(config, indent=2))
+            self.history_.to_csv(tmp / _HISTORY)
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> MAGAN:
+        """Rebuild a saved model; never executes code from the files (weights_only loading)."""
+        path = Path(path)
+        if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
+            raise ModelFileError(f"{path} is not a saved MAGAN model (needs {_CONFIG} and "
+                                 f"{_WEIGHTS})")
+        try:
+            config = json.loads((path / _CONFIG).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{path / _CONFIG} is corrupt: {exc}") from exc
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
+                                 f"format {config.get('format_version')}; this magan "
+                                 f"({__version__}) reads format {FORMAT_VERSION}")
+        blob = (path / _WEIGHTS).read_bytes()
+        if hashlib.sha256(blob).hexdigest() != config.get("weights_sha256"):
+            raise ModelFileError(f"{path / _WEIGHTS} does not match its checksum in {_CONFIG}: "
+                                 "the file was modified or truncated")
+        try:
+            params = config["params"]
+            model = cls(**params)
+            model.device = device
+            net = NetworkConfig(**config["network"])
+            dev = resolve_device(device)
+            with torch.random.fork_rng(devices=[]):
+                module = MAGANModule(net)
+            state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
+            model.module_ = module.to(dev).eval()
+            model.device_ = dev
+            model.network_config_ = net
+            model.feature_names1_ = list(config["feature_names1"])
+            model.feature_names2_ = list(config["feature_names2"])
+            model.has_names1_, model.has_names2_ = config["has_names"]
+            model.shared_features_ = [tuple(p) for p in config["shared_features"]]
+            model.n_known_pairs_ = int(config["n_known_pairs"])
+            model.n_steps_trained_ = int(config["n_steps_trained"])
+            model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
+            model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ModelFileError(f"{path} could not be loaded: {exc}") from exc
+        history = path / _HISTORY
+        model.history_ = (pd.read_csv(history, index_col="step") if history.is_file()
+                          else pd.DataFrame())
+        return model
+
+
+class _Identity(Standardizer):
+    """Standardizer with mean 0 and scale 1: the ``standardize=False`` path, same interface."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.mean_ = np.zeros(d)
+        self.scale_ = np.ones(d)
+
+    def fit(self, X: np.ndarray) -> _Identity:
+        return self

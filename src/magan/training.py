@@ -1,0 +1,216 @@
+"""The MAGAN training loop: one generator step, then one discriminator step, per minibatch.
+
+Reads like a GAN training plan (scvi-tools' ``AdversarialTrainingPlan``): the generators are
+stepped on adversarial + cycle + correspondence losses with the discriminators frozen; the
+discriminators are then stepped on the same step's translations, detached (as CycleGAN
+implementations do, rather than a second generator forward).
+
+Losses are kept on the device and copied to the host once every ``log_every`` steps, so a GPU
+step never waits for the CPU; divergence (non-finite losses) is detected at those points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from magan.correspondence import CorrespondenceBatch
+from magan.data import PairSampler
+from magan.errors import DivergenceError
+from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
+from magan.nn import MAGANModule
+
+__all__ = ["LossWeights", "Trainer", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from magan.errors import ConfigError
+
+        raise ConfigError("device='cuda' was asked for, but torch sees no CUDA device")
+    return dev
+
+
+@dataclass
+class LossWeights:
+    """Weights of the generator's loss terms (the original code weighs all of them 1)."""
+
+    adversarial: float = 1.0
+    cycle: float = 1.0
+    correspondence: dict[str, float] | None = None
+
+
+class Trainer:
+    """Owns the optimizers and the step; the estimator owns data, validation and persistence."""
+
+    def __init__(
+        self,
+        module: MAGANModule,
+        sampler: PairSampler,
+        terms: Sequence[nn.Module] = (),
+        weights: LossWeights | None = None,
+        *,
+        manifold_augmentation: bool = True,
+        generator_lr: float = 1e-3,
+        discriminator_lr: float = 1e-3,
+        adam_betas: tuple[float, float] = (0.5, 0.99),
+    ) -> None:
+        self.module = module
+        self.sampler = sampler
+        self.terms = nn.ModuleList(terms)
+        self.weights = weights or LossWeights()
+        self.manifold_augmentation = manifold_augmentation
+        self.opt_g = torch.optim.Adam(module.generators(), lr=generator_lr, betas=adam_betas)
+        self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr, betas=adam_betas)
+        self.step_count = 0
+        self.loss_names = [
+            "generator",
+            "adversarial_12",
+            "adversarial_21",
+            "cycle_1",
+            "cycle_2",
+            *[t.name for t in self.terms],
+            "discriminator_1",
+            "discriminator_2",
+        ]
+        self._records: list[np.ndarray] = []
+
+    # ---- one step ----------------------------------------------------------------------
+    def step(self) -> torch.Tensor:
+        """One G step then one D step; returns the loss terms as one detached device tensor."""
+        m, w = self.module, self.weights
+        x1, x2, p1, p2 = self.sampler.sample()
+
+        m.d1.requires_grad_(False)
+        m.d2.requires_grad_(False)
+        out = m(x1, x2)
+        adv12 = generator_adversarial_loss(m.d2(out["x12"]))
+        adv21 = generator_adversarial_loss(m.d1(out["x21"]))
+        cyc1 = cycle_loss(x1, out["x121"])
+        cyc2 = cycle_loss(x2, out["x212"])
+        batch = CorrespondenceBatch(x1, x2, out["x12"], out["x21"], p1, p2)
+        corr = [term(batch, m) for term in self.terms]
+        cw = w.correspondence or {}
+        g_loss = w.adversarial * (adv12 + adv21) + w.cycle * (cyc1 + cyc2)
+        for term, value in zip(self.terms, corr):
+            g_loss = g_loss + cw.get(term.name, 1.0) * value
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        m.d1.requires_grad_(True)
+        m.d2.requires_grad_(True)
+
+        # One forward per discriminator over [real, fake, reconstructed], then split.
+        b1, b2 = len(x1), len(x2)
+        x21, x12 = out["x21"].detach(), out["x12"].detach()
+        parts1 = [x1, x21] + ([out["x121"].detach()] if self.manifold_augmentation else [])
+        parts2 = [x2, x12] + ([out["x212"].detach()] if self.manifold_augmentation else [])
+        logits1 = m.d1(torch.cat(parts1))  # rows: [b1 real | b2 fake | b1 reconstructed]
+        logits2 = m.d2(torch.cat(parts2))  # rows: [b2 real | b1 fake | b2 reconstructed]
+        aug = self.manifold_augmentation
+        d1_loss = discriminator_loss(
+            logits1[:b1], logits1[b1:b1 + b2], logits1[b1 + b2:] if aug else None
+        )
+        d2_loss = discriminator_loss(
+            logits2[:b2], logits2[b2:b2 + b1], logits2[b2 + b1:] if aug else None
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        (d1_loss + d2_loss).backward()
+        self.opt_d.step()
+
+        self.step_count += 1
+        return torch.stack([g_loss, adv12, adv21, cyc1, cyc2, *corr, d1_loss, d2_loss]).detach()
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(
+        self,
+        n_steps: int,
+        *,
+        log_every: int = 50,
+        progress: bool = True,
+        callback: Callable[[Trainer], None] | None = None,
+    ) -> pd.DataFrame:
+        """Train until ``step_count == n_steps``; returns the history of every step's losses.
+
+        ``callback(trainer)`` runs at each host sync (every ``log_every`` steps), e.g. to write
+        a checkpoint.
+        """
+        from tqdm.auto import tqdm
+
+        self.module.train()
+        pending: list[torch.Tensor] = []
+        bar = tqdm(total=n_steps, initial=self.step_count, disable=not progress,
+                   desc="magan", unit="step", dynamic_ncols=True)
+        try:
+            while self.step_count < n_steps:
+                pending.append(self.step())
+                if len(pending) >= log_every or self.step_count >= n_steps:
+                    block = torch.stack(pending).cpu().numpy()
+                    pending.clear()
+                    self._flush(block)
+                    bar.update(len(block))
+                    last = block[-1]
+                    bar.set_postfix(
+                        {k: f"{v:.3g}" for k, v in zip(self.loss_names, last)
+                         if k in {"generator", "cycle_1", "discriminator_1", "discriminator_2"}
+                         or k in {t.name for t in self.terms}},
+                        refresh=False,
+                    )
+                    if callback is not None:
+                        callback(self)
+        finally:
+            bar.close()
+        self.module.eval()
+        return self.history()
+
+    def _flush(self, block: np.ndarray) -> None:
+        if not np.isfinite(block).all():
+            row, col = np.argwhere(~np.isfinite(block))[0]
+            step = self.step_count - len(block) + int(row) + 1
+            raise DivergenceError(
+                f"training diverged: loss {self.loss_names[col]!r} became non-finite at step "
+                f"{step}; lower the learning rates or check the input scaling"
+            )
+        self._records.append(block)
+
+    def history(self) -> pd.DataFrame:
+        """Every step's loss terms, one row per step (index = step number, from 1)."""
+        if not self._records:
+            return pd.DataFrame(columns=self.loss_names, dtype=np.float32)
+        data = np.concatenate(self._records)
+        return pd.DataFrame(data, columns=self.loss_names,
+                            index=pd.RangeIndex(1, len(data) + 1, name="step"))
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly: weights, optimizers, RNG, history."""
+        hist = np.concatenate(self._records) if self._records else np.zeros((0, len(self.loss_names)))
+        return {
+            "module": self.module.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step_count,
+            "sampler_rng": self.sampler.generator.get_state(),
+            "history": torch.as_tensor(hist, dtype=torch.float32),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step_count = int(state["step"])
+        self.sampler.generator.set_state(state["sampler_rng"])
+        hist = state["history"].numpy()
+        self._records = [hist] if len(hist) else []
