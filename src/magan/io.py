@@ -60,7 +60,7 @@ PathLike = str | os.PathLike
 MarkerRule = Literal["auto", "channel", "antigen"]
 
 _TABLE_SEPS = {".csv": ",", ".tsv": "\t", ".txt": None}
-_COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst")
+_COMPRESSION = (".gz", ".bz2", ".xz")
 _READ_FORMATS = (".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".npz", ".fcs")
 _WRITE_FORMATS = (".h5ad", ".csv", ".fcs")
 # Header names of a first column that holds cell ids rather than a feature.
@@ -307,18 +307,20 @@ def _sniff_sep(path: Path, fmt: str) -> str:
 
 
 def _first_line(path: Path) -> str:
+    import bz2
     import gzip
+    import lzma
 
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # type: ignore[operator]
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
         return fh.readline().rstrip("\r\n")
 
 
 def _read_table_frame(path: Path, fmt: str) -> pd.DataFrame:
-    sep = _sniff_sep(path, fmt)
     try:
+        sep = _sniff_sep(path, fmt)
         header = _first_line(path)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError) as exc:  # e.g. gzip.BadGzipFile
         raise FileFormatError(f"{path}: cannot read the header line: {exc}") from exc
     if sep == r"\s+":
         columns = re.split(sep, header.strip())
@@ -621,14 +623,14 @@ def read_pairs(
             f"The 'by' parameter of read_pairs must be 'auto', 'index' or 'name'. Got {by!r} "
             "instead."
         )
-    sep = "\t" if _format_of(path) == ".tsv" else _sniff_sep(path, ".txt")
     try:
+        sep = "\t" if _format_of(path) == ".tsv" else _sniff_sep(path, ".txt")
         frame = pd.read_csv(
             path, sep=sep, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True
         )
     except pd.errors.EmptyDataError as exc:
         raise FileFormatError(f"{path}: the pairs file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
         raise FileFormatError(f"{path}: not a readable pairs table: {exc}") from exc
     if frame.shape[1] != 2:
         raise FileFormatError(

@@ -420,7 +420,7 @@ def _alias_table(
     if isinstance(aliases, Mapping):
         groups += [(k, v) for k, v in aliases.items()]
     elif aliases is not None:
-        groups += [tuple(g) for g in aliases]
+        groups += [g if isinstance(g, str) else tuple(g) for g in aliases]
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:
