@@ -108,6 +108,16 @@ def test_manifold_alignment_large_case_uses_sparse_solver(monkeypatch) -> None:
         assert abs(r) > 0.999
 
 
+def test_manifold_alignment_survives_outliers_and_disconnected_graphs() -> None:
+    # Two far-apart clusters per domain (kNN graphs fall apart) and an outlier whose heat-kernel
+    # weights underflow: the trivial eigenvectors of every piece are skipped, D stays invertible.
+    rng = np.random.default_rng(0)
+    x1 = np.vstack([rng.normal(0, 1, (30, 2)), rng.normal(100, 1, (30, 2)), [[1e4, 1e4]]])
+    x2 = x1 @ rotation(2, seed=1).T
+    res = manifold_alignment(x1, x2, [(0, 0), (1, 1), (2, 2)], n_components=2, k=3)
+    assert np.isfinite(res.x1_embedded).all() and np.isfinite(res.x2_embedded).all()
+
+
 def test_manifold_alignment_validates() -> None:
     x = curve(20)
     with pytest.raises(DataError, match="out of range"):
@@ -131,6 +141,14 @@ def test_gw_ot_aligns_rotated_noisy_copies() -> None:
     np.testing.assert_allclose(res.coupling.sum(axis=1), 1 / 150, rtol=1e-3)
     score = foscttm(res.x1_in_2, x2)
     assert score < 0.1, score
+
+
+def test_gw_ot_handles_a_constant_cell_under_correlation() -> None:
+    rng = np.random.default_rng(0)
+    x1 = np.vstack([np.ones((1, 4)), rng.normal(size=(19, 4))])
+    for mode in ("connectivity", "distance"):
+        res = gw_ot_align(x1, rng.normal(size=(15, 3)), k=4, epsilon=5e-2, mode=mode)
+        assert res.x1_in_2.shape == (20, 3) and np.isfinite(res.x1_in_2).all()
 
 
 def test_gw_ot_validates() -> None:

@@ -109,7 +109,9 @@ def _knn_weights(x: np.ndarray, k: int, weights: str) -> sparse.csr_matrix:
     if weights == "heat":
         sigma = np.median(dist)
         sigma = sigma if sigma > 0 else 1.0
-        vals = np.exp(-((dist / sigma) ** 2))
+        # Floor: an outlier far beyond the median distance must keep a nonzero degree, or D is
+        # singular and the eigenproblem has no solution.
+        vals = np.maximum(np.exp(-((dist / sigma) ** 2)), 1e-6)
     else:
         vals = np.ones_like(dist)
     n = x.shape[0]
@@ -218,6 +220,11 @@ def _intra_domain_distances(
         k = _check_k(k, x.shape[0] - 1, "other cells")
         nn = NearestNeighbors(n_neighbors=k, metric=metric).fit(x)
         graph = nn.kneighbors_graph(mode=mode)
+        # Correlation with a constant cell is undefined (NaN): make such edges the longest.
+        bad = ~np.isfinite(graph.data)
+        if bad.any():
+            good = graph.data[~bad]
+            graph.data[bad] = good.max() if good.size else 1.0
         c = shortest_path(graph, method="D", directed=False)
         finite = np.isfinite(c)
         # Cells in different graph pieces: as far apart as anything in the domain (SCOT's rule).
@@ -243,12 +250,22 @@ def gw_ot_align(
 
     Why: GW transport needs no shared features or pairs. It matches cells so that distances
     *within* domain 1 agree with distances within domain 2. Following SCOT (Demetci et al.
-    2022): rows are L2-normalised (``normalize``), each domain gets a distance matrix (geodesic
-    = shortest path on its kNN graph, counted in hops for ``mode="connectivity"`` or in lengths for
-    ``"distance"``; or ``1 - Pearson correlation``) scaled to max 1; POT's
-    ``ot.gromov.entropic_gromov_wasserstein`` with square loss and regulariser ``epsilon`` gives
-    the coupling T; and each x1 cell is projected onto the T-weighted mean of x2 cells
-    (barycentric projection, ``n1 * T @ x2``, with ``x2`` as given, not normalised).
+    2022): rows are L2-normalised (``normalize``); each domain gets a distance matrix, either
+    geodesic (``distance="geodesic"``: shortest paths on the ``k``-nearest-neighbour graph built
+    with ``metric``, SCOT's default being correlation, counted in hops for
+    ``mode="connectivity"`` or summed edge lengths for ``"distance"``) or plain
+    ``1 - Pearson correlation`` (``distance="correlation"``, which ignores ``k``, ``mode`` and
+    ``metric``), scaled to max 1; POT's ``ot.gromov.entropic_gromov_wasserstein`` with square
+    loss and regulariser ``epsilon`` gives the coupling T; and each x1 cell is projected onto
+    the T-weighted mean of x2 cells (barycentric projection: T with rows rescaled to sum to 1,
+    i.e. ``n1 * T`` when the marginals are met, times ``x2`` as given, not normalised).
+
+    Caveat: GW sees only within-domain distances, so a shape with a near symmetry can be matched
+    mirrored. On a trajectory such as scGEM's the whole ordering can come out reversed
+    (FOSCTTM near 0.67 instead of 0.2) depending on ``k`` and ``epsilon``: check the orientation
+    with a few known pairs or labels before trusting a result. Under the correlation metric a
+    constant cell has no defined neighbours; it gets arbitrary ones (hop counts) or the longest
+    edges (lengths).
 
     Smaller ``epsilon`` gives a sharper coupling but slower, less stable Sinkhorn steps; if
     Sinkhorn overflows, the log-domain solver is used instead. Deterministic (the start coupling
