@@ -30,9 +30,9 @@ class Matrix:
 
 
 def _is_anndata(x: Any) -> bool:
-    return type(x).__name__ in {"AnnData", "AnnDataView"} or hasattr(x, "obs_names") and hasattr(
+    return type(x).__name__ in {"AnnData", "AnnDataView"} or (hasattr(x, "obs_names") and hasattr(
         x, "var_names"
-    )
+    ))
 
 
 def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: int = 2) -> Matrix:

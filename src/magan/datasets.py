@@ -8,9 +8,46 @@ source noted beside them) and larger datasets are read from ``shared/data`` when
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["find_shared_data"]
+import numpy as np
+
+__all__ = ["GAUSSIAN_CENTRES1", "GAUSSIAN_CENTRES2", "TwoDomains", "find_shared_data",
+           "three_gaussians"]
+
+# The paper's toy problem (centres from the original MAGAN code). Coordinate 0 is shared.
+GAUSSIAN_CENTRES1 = np.array([(-1.3, 2.2), (0.1, 1.8), (0.8, 2.0)])
+GAUSSIAN_CENTRES2 = np.array([(-0.9, -2.0), (0.0, -2.3), (1.5, -1.5)])
+
+
+@dataclass
+class TwoDomains:
+    """Two domains with per-cell labels; ``expected[k]`` is the domain-2 label that domain-1
+    label ``k`` should land on."""
+
+    x1: np.ndarray
+    x2: np.ndarray
+    labels1: np.ndarray
+    labels2: np.ndarray
+    expected: dict[int, int]
+
+
+def three_gaussians(n_per_cluster: int = 5000, sd: float = 0.1, seed: int = 0) -> TwoDomains:
+    """Three 2-D Gaussian clusters per domain, as in the MAGAN paper (5,000 points each, sd 0.1).
+
+    Coordinate 0 is the shared feature: each domain-1 cluster should map to the domain-2
+    cluster whose coordinate 0 is closest (here cluster k to cluster k). A plain GAN maps the
+    clusters to each other by an arbitrary permutation.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), n_per_cluster)
+    x1 = GAUSSIAN_CENTRES1[labels] + sd * rng.standard_normal((len(labels), 2))
+    x2 = GAUSSIAN_CENTRES2[labels] + sd * rng.standard_normal((len(labels), 2))
+    c1, c2 = GAUSSIAN_CENTRES1[:, 0], GAUSSIAN_CENTRES2[:, 0]
+    expected = {k: int(np.argmin(np.abs(c2 - c1[k]))) for k in range(3)}
+    return TwoDomains(x1.astype(np.float32), x2.astype(np.float32), labels, labels.copy(),
+                      expected)
 
 
 def find_shared_data(required: bool = False) -> Path | None:

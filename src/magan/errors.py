@@ -16,6 +16,7 @@ __all__ = [
     "MaganError",
     "ModelFileError",
     "NotFittedError",
+    "OutputExistsError",
 ]
 
 
@@ -45,3 +46,7 @@ class ModelFileError(MaganError, ValueError):
 
 class DivergenceError(MaganError, RuntimeError):
     """Training produced non-finite losses; the message names the step."""
+
+
+class OutputExistsError(MaganError, FileExistsError):
+    """An output path exists and ``overwrite`` was not asked for; magan never clobbers files."""

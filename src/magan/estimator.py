@@ -27,7 +27,13 @@ import torch
 from magan import __version__
 from magan.correspondence import KnownPairs, Relation, SharedFeatures
 from magan.data import Matrix, PairSampler, as_matrix, resolve_known_pairs, resolve_shared_features
-from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from magan.errors import (
+    ConfigError,
+    DataError,
+    ModelFileError,
+    NotFittedError,
+    OutputExistsError,
+)
 from magan.nn import MAGANModule, NetworkConfig
 from magan.preprocessing import Standardizer, Transform, transform_from_state
 from magan.training import LossWeights, Trainer, resolve_device
@@ -453,7 +459,7 @@ class MAGAN:
         self._check_fitted()
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:

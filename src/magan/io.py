@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from magan.errors import ConfigError, DataError, FileFormatError, MaganError
+from magan.errors import ConfigError, DataError, FileFormatError, MaganError, OutputExistsError
 
 __all__ = [
     "read",
@@ -767,7 +767,7 @@ def write(adata: ad.AnnData, path: PathLike, *, overwrite: bool = False) -> Path
     if not isinstance(adata, ad.AnnData):
         raise DataError(f"write expects an AnnData, got {type(adata).__name__}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: the output folder does not exist")
 
@@ -792,10 +792,10 @@ def _move_no_clobber(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it") from None
     except OSError:  # filesystem without hard links: best effort
         if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it") from None
         os.replace(tmp, path)
 
 
