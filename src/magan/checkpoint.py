@@ -24,7 +24,9 @@ _FILE = "checkpoint.pt"
 class Checkpointer:
     """Callback for ``Trainer.run``: saves every ``every`` steps into ``directory``."""
 
-    def __init__(self, directory: str | os.PathLike, every: int = 1000, fingerprint: str = "") -> None:
+    def __init__(
+        self, directory: str | os.PathLike, every: int = 1000, fingerprint: str = ""
+    ) -> None:
         self.directory = Path(directory)
         self.every = max(1, int(every))
         self.fingerprint = fingerprint

@@ -162,7 +162,9 @@ class Relation(nn.Module):
         return loss.reshape(())
 
 
-def correlated(i: int, j: int, sign: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def correlated(
+    i: int, j: int, sign: float = 1.0
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Relation: feature ``i`` of X1 and feature ``j`` of G12(X1) correlate with ``sign``.
 
     Returns ``1 - sign * pearson(x1[:, i], g12[:, j])``: 0 when perfectly (anti)correlated as

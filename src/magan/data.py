@@ -100,7 +100,9 @@ def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: in
 def _feature_index(spec: Any, names: list[str] | None, d: int, side: str) -> int:
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         if not 0 <= int(spec) < d:
-            raise DataError(f"shared feature index {spec} is out of range for {side} ({d} features)")
+            raise DataError(
+                f"shared feature index {spec} is out of range for {side} ({d} features)"
+            )
         return int(spec)
     if isinstance(spec, str):
         if names is None:

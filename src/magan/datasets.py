@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["GAUSSIAN_CENTRES1", "GAUSSIAN_CENTRES2", "TwoDomains", "find_shared_data",
-           "three_gaussians"]
+if TYPE_CHECKING:
+    import anndata as ad
+
+__all__ = ["GAUSSIAN_CENTRES1", "GAUSSIAN_CENTRES2", "TwoDomains", "cytof_batches",
+           "find_shared_data", "three_gaussians"]
+
+_BUNDLED = Path(__file__).resolve().parent / "data"
 
 # The paper's toy problem (centres from the original MAGAN code). Coordinate 0 is shared.
 GAUSSIAN_CENTRES1 = np.array([(-1.3, 2.2), (0.1, 1.8), (0.8, 2.0)])
@@ -72,3 +78,22 @@ def find_shared_data(required: bool = False) -> Path | None:
             "the checkout"
         )
     return None
+
+
+def cytof_batches() -> tuple[ad.AnnData, ad.AnnData]:
+    """The bundled CyTOF replicate batches (one donor, Day 1 and Day 2; MIT, see data/SOURCE.md).
+
+    Raw intensities in ``.X`` (25 markers), ``obs["cd8"]`` the CD8 T-cell flag. Day-to-day
+    differences are a batch effect: the same populations should line up after alignment.
+    """
+    import anndata as ad
+
+    out = []
+    for day in (1, 2):
+        with np.load(_BUNDLED / f"cytof_day{day}.npz", allow_pickle=False) as z:
+            adata = ad.AnnData(np.asarray(z["X"], dtype=np.float32))
+            adata.var_names = [str(f) for f in z["features"]]
+            adata.obs_names = [f"day{day}_{i}" for i in range(adata.n_obs)]
+            adata.obs["cd8"] = np.asarray(z["labels"]).astype(int)
+        out.append(adata)
+    return out[0], out[1]

@@ -1,4 +1,4 @@
-"""``MAGAN``: the user-facing estimator (fit / transform / inverse_transform / impute / save / load).
+"""``MAGAN``: the user-facing estimator (fit, transform, inverse_transform, impute, save, load).
 
 It owns the data side — validation, feature names, preprocessing, persistence — and hands the
 networks (``magan.nn``), losses (``magan.correspondence``) and loop (``magan.training``) plain
@@ -174,7 +174,8 @@ class MAGAN:
         return self
 
     def __repr__(self) -> str:
-        defaults = {k: v.default for k, v in inspect.signature(type(self).__init__).parameters.items()}
+        signature = inspect.signature(type(self).__init__)
+        defaults = {k: v.default for k, v in signature.parameters.items()}
         changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
         return f"MAGAN({', '.join(changed)})"
 
@@ -233,7 +234,7 @@ class MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
         x1, x2
-            ndarray, pandas DataFrame or AnnData (``.X``, or ``layer1``/``layer2``), cells × features.
+            ndarray, DataFrame or AnnData (``.X``, or ``layer1``/``layer2``), cells × features.
         shared_features
             ``"auto"`` (features with identical names) or a list of pairs ``(f1, f2)``, each a
             name or a column index, e.g. ``[("CD3", "CD3"), (4, 7)]``.
@@ -337,11 +338,15 @@ class MAGAN:
         h = hashlib.sha256()
         for arr in (z1, z2, np.asarray(pairs, dtype=np.int64), known):
             h.update(np.ascontiguousarray(arr).tobytes())
-        params = {k: v for k, v in self._params_json().items() if k not in {"progress", "device"}}
+        # n_steps may grow on resume; progress, device and log_every do not change the result.
+        ignored = {"progress", "device", "n_steps", "log_every"}
+        params = {k: v for k, v in self._params_json().items() if k not in ignored}
         h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()
 
-    def _fit_preprocessing(self, user: Transform | None, X: np.ndarray, name: str) -> list[Transform]:
+    def _fit_preprocessing(
+        self, user: Transform | None, X: np.ndarray, name: str
+    ) -> list[Transform]:
         steps: list[Transform] = []
         Z = X
         if user is not None:

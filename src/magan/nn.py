@@ -41,7 +41,9 @@ class MLP(nn.Sequential):
 
     def __init__(self, n_in: int, widths: Sequence[int], n_out: int, activation: str) -> None:
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
         layers: list[nn.Module] = []
         prev = n_in
         for width in widths:

@@ -46,7 +46,7 @@ class Transform:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.kind:
+        if "kind" in cls.__dict__ and cls.kind:  # subclasses that reuse a kind do not replace it
             _REGISTRY[cls.kind] = cls
 
     def fit(self, X: np.ndarray) -> Transform:

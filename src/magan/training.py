@@ -73,7 +73,9 @@ class Trainer:
         self.weights = weights or LossWeights()
         self.manifold_augmentation = manifold_augmentation
         self.opt_g = torch.optim.Adam(module.generators(), lr=generator_lr, betas=adam_betas)
-        self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr, betas=adam_betas)
+        self.opt_d = torch.optim.Adam(
+            module.discriminators(), lr=discriminator_lr, betas=adam_betas
+        )
         self.step_count = 0
         self.loss_names = [
             "generator",
@@ -202,7 +204,8 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: weights, optimizers, RNG, history."""
-        hist = np.concatenate(self._records) if self._records else np.zeros((0, len(self.loss_names)))
+        n = len(self.loss_names)
+        hist = np.concatenate(self._records) if self._records else np.zeros((0, n))
         return {
             "module": self.module.state_dict(),
             "opt_g": self.opt_g.state_dict(),

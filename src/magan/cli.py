@@ -1,0 +1,315 @@
+"""``magan`` command line: argparse over the public API.
+
+Every error magan raises on purpose (``MaganError``) is printed as one line, without a
+traceback, and the command exits with status 1; usage errors exit with 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from magan import __version__
+from magan.errors import ConfigError, MaganError, OutputExistsError
+
+WRITABLE = {".h5ad", ".csv", ".fcs"}
+
+
+def _parse_shared(spec: str | None, names1: list[str], names2: list[str]):
+    """``auto`` → forgiving marker-name matching; ``A:B,C:D`` → explicit pairs; None → none."""
+    from magan.preprocessing import match_markers
+
+    if spec is None or spec == "none":
+        return None, None
+    if spec == "auto":
+        match = match_markers(names1, names2)
+        if not len(match):
+            raise ConfigError("--shared auto matched no marker names between the two inputs; "
+                              "run `magan markers X1 X2` to see both lists")
+        return [(int(i), int(j)) for i, j in match.pairs], match
+    pairs = []
+    for item in spec.split(","):
+        left, sep, right = item.partition(":")
+        if not sep:
+            left = right = item
+        pairs.append((left.strip(), right.strip()))
+    return pairs, None
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return widths
+
+
+def _output_suffix(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return "." + fmt.lstrip(".")
+    suffix = path.suffix.lower()
+    return suffix if suffix in WRITABLE else ".csv"
+
+
+def _write_translation(values, cell_names, feature_names, path: Path, overwrite: bool) -> Path:
+    import anndata as ad
+    import pandas as pd
+
+    from magan import io
+
+    frame = pd.DataFrame(values, index=cell_names, columns=feature_names)
+    adata = ad.AnnData(frame)
+    return io.write(adata, path, overwrite=overwrite)
+
+
+def _preprocess(cofactor: float | None):
+    if cofactor is None:
+        return None
+    from magan.preprocessing import Arcsinh
+
+    return Arcsinh(cofactor)
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from magan import io
+    from magan.estimator import MAGAN
+
+    a1 = io.read(args.x1)
+    a2 = io.read(args.x2)
+    out = Path(args.out)
+    suffix = _output_suffix(Path(args.x1), args.format)
+    targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}"]
+    if not args.overwrite and not args.resume:
+        existing = [str(t) for t in targets if t.exists()]
+        if existing:
+            raise OutputExistsError(f"outputs exist: {existing}; pass --overwrite or --resume")
+    shared, match = _parse_shared(args.shared, list(a1.var_names), list(a2.var_names))
+    if match is not None and not args.quiet:
+        print(f"shared markers matched by name: {len(match)}")
+        print(match.table().to_string(index=False))
+    known = None
+    if args.known_pairs:
+        known = io.read_pairs(args.known_pairs, list(a1.obs_names), list(a2.obs_names))
+    params = {
+        "n_steps": args.steps,
+        "batch_size": args.batch_size,
+        "generator_widths": args.generator_widths,
+        "discriminator_widths": args.discriminator_widths,
+        "seed": args.seed,
+        "device": args.device,
+        "progress": not args.quiet,
+        "manifold_augmentation": not args.no_augmentation,
+        "correspondence": not args.plain,
+        "shared_features_match": args.shared_match,
+        "preprocess1": _preprocess(args.arcsinh1 if args.arcsinh1 is not None else args.arcsinh),
+        "preprocess2": _preprocess(args.arcsinh2 if args.arcsinh2 is not None else args.arcsinh),
+    }
+    if args.preset == "paper":
+        model = MAGAN.paper(**{k: v for k, v in params.items() if v is not None})
+    else:
+        model = MAGAN(**{k: v for k, v in params.items() if v is not None})
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        model.fit(a1, a2, shared_features=shared, known_pairs=known,
+                  checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
+                  resume=args.resume)
+    model.save(out / "model", overwrite=True)
+    written = [
+        _write_translation(model.transform(a1), list(a1.obs_names), model.feature_names2_,
+                           targets[1], overwrite=True),
+        _write_translation(model.inverse_transform(a2), list(a2.obs_names),
+                           model.feature_names1_, targets[2], overwrite=True),
+    ]
+    summary = {
+        "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
+        "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
+        "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
+    }
+    (out / "run.json").write_text(json.dumps(summary, indent=2))
+    if args.report:
+        _report(out, overwrite=True)
+    if not args.quiet:
+        print(f"model: {out / 'model'}")
+        for path in written:
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from magan import io
+    from magan.estimator import MAGAN
+
+    model = MAGAN.load(args.model, device=args.device)
+    adata = io.read(args.x)
+    if args.inverse:
+        values, names = model.inverse_transform(adata), model.feature_names1_
+    else:
+        values, names = model.transform(adata), model.feature_names2_
+    path = _write_translation(values, list(adata.obs_names), names, Path(args.out),
+                              overwrite=args.overwrite)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_markers(args: argparse.Namespace) -> int:
+    from magan import io
+    from magan.preprocessing import match_markers
+
+    a1, a2 = io.read(args.x1), io.read(args.x2)
+    match = match_markers(list(a1.var_names), list(a2.var_names))
+    print(match.table().to_string(index=False))
+    print(f"\n{len(match)} matched; unmatched in x1: {list(match.unmatched1)}; "
+          f"unmatched in x2: {list(match.unmatched2)}")
+    if match.ambiguous:
+        print(f"ambiguous (not matched): {list(match.ambiguous)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from magan.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, progress=not args.quiet)
+    return 0
+
+
+def _report(run_dir: Path, overwrite: bool = False) -> Path:
+    try:
+        from magan.report import write_report
+    except ImportError as exc:  # pragma: no cover - report module not installed
+        raise ConfigError(f"reports are unavailable: {exc}") from exc
+    path = write_report(run_dir, overwrite=overwrite)
+    print(f"wrote {path}")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _report(Path(args.run_dir), overwrite=args.overwrite)
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    try:
+        from magan.experiments import EXPERIMENTS, run_experiment
+    except ImportError as exc:  # pragma: no cover
+        raise ConfigError(f"experiments are unavailable: {exc}") from exc
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise ConfigError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
+        run_experiment(name, seeds=range(args.seeds), out_dir=Path(args.out), quick=args.quick,
+                       progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="magan",
+        description="Align two single-cell datasets with a Manifold-Aligning GAN (MAGAN).",
+    )
+    parser.add_argument("--version", action="version", version=f"magan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("align", help="train MAGAN on two files and write the translations",
+                       description="Train MAGAN between X1 and X2 (.h5ad, .csv/.tsv, .fcs, .npz, "
+                                   ".parquet) and write OUT/model, OUT/x1_in_domain2.*, "
+                                   "OUT/x2_in_domain1.* and OUT/run.json.")
+    p.add_argument("x1", help="domain 1 data file")
+    p.add_argument("x2", help="domain 2 data file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--shared", default="auto",
+                   help="shared features: 'auto' (match marker names, forgiving case and "
+                        "aliases), 'none', or 'A:B,C:D' pairs of names (default: auto)")
+    p.add_argument("--shared-match", choices=["values", "standardized"], default=None,
+                   help="shared markers equal in value (paper) or after per-domain scaling "
+                        "(batch effects)")
+    p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
+                                         "indices or cell ids of X1 and X2")
+    p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")
+    p.add_argument("--no-augmentation", action="store_true",
+                   help="switch manifold augmentation off")
+    p.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="'paper': the published recipe (batch 100, no input scaling)")
+    p.add_argument("--arcsinh", type=float, help="arcsinh cofactor for both inputs (5 CyTOF, "
+                                                 "150 flow); default: no transform")
+    p.add_argument("--arcsinh1", type=float, help="arcsinh cofactor for X1 only")
+    p.add_argument("--arcsinh2", type=float, help="arcsinh cofactor for X2 only")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--batch-size", type=int, help="cells per domain per step")
+    p.add_argument("--generator-widths", type=_widths, metavar="W1,W2,...",
+                   help="hidden layer widths of both generators (default 200,100,50)")
+    p.add_argument("--discriminator-widths", type=_widths, metavar="W1,W2,...",
+                   help="hidden layer widths of both discriminators (default 800,400,200,100,50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--format", choices=["csv", "h5ad", "fcs"],
+                   help="format of the translated files (default: X1's, else csv)")
+    p.add_argument("--checkpoint-every", type=int, default=1000,
+                   help="steps between resumable checkpoints in OUT/checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("transform", help="translate cells with a saved model")
+    p.add_argument("model", help="model directory written by align (OUT/model)")
+    p.add_argument("x", help="cells of domain 1 (or domain 2 with --inverse)")
+    p.add_argument("--out", required=True, help="output file (.csv, .h5ad or .fcs)")
+    p.add_argument("--inverse", action="store_true", help="domain 2 → domain 1")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_transform)
+
+    p = sub.add_parser("markers", help="show which marker names of X1 and X2 match")
+    p.add_argument("x1")
+    p.add_argument("x2")
+    p.set_defaults(func=cmd_markers)
+
+    p = sub.add_parser("demo", help="run the bundled demo (toy + real CyTOF batches)")
+    p.add_argument("--out", default="magan_demo", help="output directory (default magan_demo)")
+    p.add_argument("--quick", action="store_true", help="fewer steps, for a smoke test")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="write an HTML report of a run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')")
+    p.add_argument("name")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--out", default="results")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_experiment)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MaganError as exc:
+        print(f"magan: error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"magan: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("magan: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
