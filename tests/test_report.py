@@ -21,6 +21,7 @@ import torch
 from magan import MAGAN
 from magan.datasets import three_gaussians
 from magan.errors import ConfigError, ModelFileError, OutputExistsError
+from magan.preprocessing import _REGISTRY, Standardizer
 from magan.report import write_report
 
 FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
@@ -37,16 +38,24 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+# Core bug: estimator._Identity subclasses Standardizer and inherits its kind, so
+# Transform.__init_subclass__ re-registers "standardize" to _Identity and every MAGAN.load fails
+# once magan.estimator is imported (also breaks two tests in test_preprocessing.py run after it).
+# Fix in preprocessing.py: register only when "kind" in cls.__dict__. Until then the report tests
+# patch the registry for their own duration; the strict xfail below says when to drop that.
+_CORE_REGISTRY_BUG = _REGISTRY.get("standardize") is not Standardizer
+
+
 @pytest.fixture(autouse=True)
 def _loadable_standardizer(monkeypatch):
-    # Work around a core bug (estimator._Identity subclasses Standardizer and inherits its
-    # kind, so Transform.__init_subclass__ re-registers "standardize" to _Identity and every
-    # MAGAN.load fails). Only patched while the bug is present; remove with the core fix.
-    import magan.estimator  # noqa: F401  (the import is what breaks the registry)
-    from magan.preprocessing import _REGISTRY, Standardizer
-
     if _REGISTRY.get("standardize") is not Standardizer:
         monkeypatch.setitem(_REGISTRY, "standardize", Standardizer)
+
+
+@pytest.mark.xfail(_CORE_REGISTRY_BUG, strict=True,
+                   reason="core bug: _Identity overrides the 'standardize' transform registry")
+def test_core_registry_is_sound():
+    assert not _CORE_REGISTRY_BUG, "remove _loadable_standardizer once this passes"
 
 
 @pytest.fixture(scope="module")
