@@ -1,0 +1,459 @@
+"""One self-contained HTML page per MAGAN run: parameters, metrics, shared features and figures.
+
+Why a single file: a biologist mails it to a collaborator or opens it from a cluster share; the
+figures are inlined as base64 PNG and the page loads nothing from anywhere.
+
+What it shows depends on what is known (see :func:`write_report`): a saved model alone gives the
+parameters, shared features and loss curves; the data adds the embeddings and imputation
+scatters; known pairs add the displacement plot.
+
+A run directory written by ``magan align --out RUN_DIR`` holds ``model/`` (``MAGAN.save``) and
+may hold ``metrics.json`` (a flat ``{name: number}`` object), the translations
+``x1_in_domain2.csv`` / ``x2_in_domain1.csv``, and ``inputs.json``::
+
+    {"x1": "path", "x2": "path", "layer1": null, "layer2": null,
+     "labels1": "label", "labels2": "label", "known_pairs": "pairs.csv"}
+
+(paths relative to the run directory or absolute; ``labels*`` name ``obs`` columns; every key
+but ``x1``/``x2`` optional), from which the report re-reads the inputs with :func:`magan.io.read`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io as _io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from magan.errors import ConfigError, DataError, FileFormatError, OutputExistsError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from magan.estimator import MAGAN
+
+__all__ = ["render_html", "write_report"]
+
+MODEL_DIR = "model"
+METRICS_FILE = "metrics.json"
+INPUTS_FILE = "inputs.json"
+TRANSLATION_FILES = ("x1_in_domain2.csv", "x2_in_domain1.csv")
+REPORT_FILE = "report.html"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+.meta{color:#666;font-size:.9em}.note{color:#555;background:#f6f6f6;padding:.5em .8em;
+border-left:3px solid #bbb}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em}
+"""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _read_metrics(path: Path) -> tuple[dict[str, Any], str | None]:
+    """metrics.json as a dict; a broken file becomes a note on the page, not a lost report."""
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        return {}, f"{path.name} could not be read: {exc}"
+    if not isinstance(data, dict):
+        return {}, f"{path.name} is not a JSON object of name: value"
+    return data, None
+
+
+def _read_inputs(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / INPUTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(spec, dict) or "x1" not in spec or "x2" not in spec:
+        raise FileFormatError(f"{path} must be a JSON object with at least 'x1' and 'x2' paths")
+    from magan.io import read, read_pairs
+
+    def resolve(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else run_dir / q
+
+    out: dict[str, Any] = {
+        "x1": read(resolve(spec["x1"]), layer=spec.get("layer1")),
+        "x2": read(resolve(spec["x2"]), layer=spec.get("layer2")),
+        "labels1": spec.get("labels1"),
+        "labels2": spec.get("labels2"),
+    }
+    if spec.get("known_pairs"):
+        out["known_pairs"] = read_pairs(resolve(spec["known_pairs"]),
+                                        list(out["x1"].obs_names), list(out["x2"].obs_names))
+    return out
+
+
+def _default_labels(labels: Any, x: Any) -> Any:
+    """AnnData read by magan.io keeps a ``label`` column in ``obs``: use it when none is given."""
+    if labels is None and hasattr(x, "obs") and "label" in x.obs:
+        return "label"
+    return labels
+
+
+# --------------------------------------------------------------------------- HTML pieces
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return "n/a" if not np.isfinite(v) else f"{v:.4g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            cells.append(f'<td class="num">{_esc(_fmt(v))}</td>' if num
+                         else f"<td>{_esc(_fmt(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_esc(text)}</p>'
+
+
+def _png(fig: Figure, dpi: int) -> str:
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure_html(draw: Callable[[Figure], Any], caption: str, alt: str, dpi: int) -> str:
+    """Draw into a pyplot-free Figure (no GUI backend, nothing left open), inline it as PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    result = draw(fig)
+    if result is not None and hasattr(result, "figure") and result.figure is not fig:
+        fig = result.figure
+    data = _png(fig, dpi)
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{_esc(title)}</h2>{body}</section>'
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def render_html(
+    model: MAGAN,
+    *,
+    x1: Any = None,
+    x2: Any = None,
+    labels1: Any = None,
+    labels2: Any = None,
+    known_pairs: Any = None,
+    metrics: Mapping[str, Any] | None = None,
+    title: str = "MAGAN alignment report",
+    run_dir: Path | None = None,
+    notes: list[str] | None = None,
+    method: str = "auto",
+    dpi: int = 90,
+) -> str:
+    """The report as an HTML string (see :func:`write_report`, which writes it to disk)."""
+    from magan import plots
+    from magan.tl import check_model, domain_matrix, history_summary, model_params
+
+    model = check_model(model)
+    if (x1 is None) != (x2 is None):
+        raise ConfigError("pass both x1 and x2 (the two domains' cells), or neither")
+    has_data = x1 is not None
+    labels1, labels2 = _default_labels(labels1, x1), _default_labels(labels2, x2)
+    has_labels = labels1 is not None and labels2 is not None
+    metrics = dict(metrics or {})
+    parts: list[str] = []
+
+    # Summary
+    rows: list[tuple[Any, ...]] = [
+        ("domain 1 features", len(model.feature_names1_)),
+        ("domain 2 features", len(model.feature_names2_)),
+        ("shared features", len(model.shared_features_)),
+        ("known pairs (training)", int(getattr(model, "n_known_pairs_", 0))),
+        ("training steps", int(getattr(model, "n_steps_trained_", 0))),
+    ]
+    if has_data:
+        X1 = domain_matrix(model, x1, domain=1)
+        X2 = domain_matrix(model, x2, domain=2)
+        rows += [("domain 1 cells", len(X1)), ("domain 2 cells", len(X2))]
+    body = _table(rows, ("", "value"))
+    for text in notes or []:
+        body += _note(text)
+    parts.append(_section("summary", "Summary", body))
+
+    # Metrics
+    if metrics:
+        mrows = [(k, v) for k, v in metrics.items()]
+        body = _table(mrows, ("metric", "value"))
+    else:
+        body = _note("No metrics recorded for this run (metrics.json absent, none passed).")
+    parts.append(_section("metrics", "Metrics", body))
+
+    # Parameters
+    params = model_params(model)
+    parts.append(_section("parameters", "Parameters",
+                          _table(sorted(params.items()), ("parameter", "value"))))
+
+    # Shared features
+    if model.shared_features_:
+        body = _table([(a, b) for a, b in model.shared_features_], ("domain 1", "domain 2"))
+    else:
+        body = _note("No shared features: the model was aligned by known pairs, a relation, or "
+                     "nothing (plain GAN).")
+    parts.append(_section("shared-features", "Shared features", body))
+
+    # Training
+    history = getattr(model, "history_", None)
+    if history is not None and len(history):
+        summary = history_summary(history)
+        body = _figure_html(lambda f: plots.loss_curves(history, ax=f.add_subplot()),
+                            "Each loss term per training step (running mean; raw values faint).",
+                            "loss curves", dpi)
+        body += _table([(t, summary["final"][t], summary["tail_mean"][t])
+                        for t in summary["terms"]],
+                       ("term", "last step", "mean of last 10% of steps"))
+    else:
+        body = _note("No loss history was saved with this model.")
+    parts.append(_section("training", "Training", body))
+
+    # Alignment
+    if has_data:
+        body = _figure_html(
+            lambda f: plots.alignment(model, x1, x2, labels1=labels1 if has_labels else None,
+                                      labels2=labels2 if has_labels else None, method=method,
+                                      fig=f),
+            "Left: the domains in their shared features before alignment. Right: domain-1 cells "
+            "translated by G12 over measured domain-2 cells, in an embedding fitted on domain 2. "
+            "A good alignment interleaves them" + (", cell types meeting their own kind."
+                                                  if has_labels else "."),
+            "alignment embeddings", dpi)
+    else:
+        body = _note("Embeddings need the data: pass x1 and x2 to write_report (or record the "
+                     f"input paths in {INPUTS_FILE} in the run directory).")
+    parts.append(_section("alignment", "Alignment", body))
+
+    # Imputation
+    imp_parts = []
+    if has_data and model.shared_features_:
+        f1 = [p[0] for p in model.shared_features_]
+        f2 = [p[1] for p in model.shared_features_]
+        moved = pd.DataFrame(model.transform(X1), columns=model.feature_names2_)[f2]
+        measured = pd.DataFrame(X1, columns=model.feature_names1_)[f1]
+        moved.columns = measured.columns = [a if a == b else f"{a} / {b}" for a, b in
+                                            model.shared_features_]
+        imp_parts.append(_figure_html(
+            lambda f: plots.marker_scatters(moved, measured, fig=f),
+            "Shared features: value after translation by G12 against the value measured in "
+            "the same domain-1 cell. The correspondence loss asks for these to agree.",
+            "shared feature scatter", dpi))
+    pairs = None
+    if has_data and known_pairs is not None:
+        from magan.data import as_matrix, resolve_known_pairs
+
+        pairs = resolve_known_pairs(known_pairs, as_matrix(x1, name="x1", min_rows=1),
+                                    as_matrix(x2, name="x2", min_rows=1))
+        shared2 = {p[1] for p in model.shared_features_}
+        order = ([n for n in model.feature_names2_ if n not in shared2]
+                 + [n for n in model.feature_names2_ if n in shared2])
+        moved = pd.DataFrame(model.transform(X1[pairs[:, 0]]), columns=model.feature_names2_)
+        measured = pd.DataFrame(X2[pairs[:, 1]], columns=model.feature_names2_)
+        imp_parts.append(_figure_html(
+            lambda f: plots.marker_scatters(moved[order], measured[order], fig=f),
+            "Known pairs: domain-2 features imputed for domain-1 cell i (G12) against those "
+            "measured in its partner j; unshared (truly imputed) features first.",
+            "known pair imputation scatter", dpi))
+    if not imp_parts:
+        imp_parts.append(_note("Imputation scatters need the data and shared features or known "
+                               "pairs."))
+    parts.append(_section("imputation", "Imputed vs measured", "".join(imp_parts)))
+
+    # Known pairs
+    if pairs is not None:
+        body = _figure_html(
+            lambda f: plots.pair_displacement(model, x1, x2, pairs, method=method,
+                                              ax=f.add_subplot()),
+            "Arrows from each translated domain-1 cell of a known pair to its true partner.",
+            "known pair displacement", dpi)
+        parts.append(_section("known-pairs", "Known-pair displacement", body))
+
+    # Files
+    if run_dir is not None and run_dir.is_dir():
+        files = sorted(p for p in run_dir.rglob("*") if p.is_file())
+        rows = [(str(p.relative_to(run_dir)), p.stat().st_size) for p in files
+                if not p.name.startswith(".")]
+        parts.append(_section("files", "Files in the run directory",
+                              _table(rows, ("file", "bytes"))))
+
+    from magan import __version__
+
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    where = f" · run directory {_esc(run_dir)}" if run_dir is not None else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_esc(title)}</h1><p class=\"meta\">magan {_esc(__version__)} · written {_esc(when)}"
+        f"{where}</p>{''.join(parts)}</body></html>\n"
+    )
+
+
+def _load_model(run_dir: Path) -> MAGAN:
+    from magan.estimator import MAGAN
+
+    model_dir = run_dir / MODEL_DIR
+    if not model_dir.is_dir() and (run_dir / "config.json").is_file():
+        model_dir = run_dir  # a bare MAGAN.save directory
+    return MAGAN.load(model_dir, device="cpu")
+
+
+def _write_atomic(text: str, path: Path, overwrite: bool) -> None:
+    """Write beside ``path`` then move into place; never replace a file unless ``overwrite``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if os.name == "posix":
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # atomic and fails if something appeared at path meanwhile
+        except FileExistsError:
+            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        except OSError:  # a filesystem without hard links
+            if path.exists():
+                raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it"
+                                        ) from None
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_report(
+    run_dir: str | os.PathLike | None,
+    out_path: str | os.PathLike | None = None,
+    *,
+    model: MAGAN | None = None,
+    x1: Any = None,
+    x2: Any = None,
+    labels1: Any = None,
+    labels2: Any = None,
+    known_pairs: Any = None,
+    metrics: Mapping[str, Any] | None = None,
+    title: str = "MAGAN alignment report",
+    method: str = "auto",
+    dpi: int = 90,
+    overwrite: bool = False,
+) -> Path:
+    """Write a self-contained HTML report of a MAGAN run; returns its path.
+
+    run_dir
+        A directory written by ``magan align --out`` (``model/``, optionally ``metrics.json``,
+        ``inputs.json``; see the module docstring), a bare ``MAGAN.save`` directory, or None
+        when ``model`` and ``out_path`` are given.
+    out_path
+        Default ``run_dir/report.html``. Written atomically; an existing file is kept unless
+        ``overwrite=True`` (else :class:`magan.errors.OutputExistsError`).
+    model
+        A fitted MAGAN; default: loaded from ``run_dir`` (on the CPU).
+    x1, x2
+        The two domains' cells (arrays, DataFrames or AnnData), for the embeddings and
+        imputation figures; default: read through ``run_dir/inputs.json`` if present.
+    labels1, labels2
+        One label per cell (arrays) or ``obs`` column names; default ``obs["label"]`` if present.
+    known_pairs
+        (row or obs name in x1, row or obs name in x2) pairs, for the displacement figure.
+    metrics
+        ``{name: value}``, shown over those in ``run_dir/metrics.json``.
+    """
+    run = Path(run_dir) if run_dir is not None else None
+    if run is not None and not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    if out_path is None:
+        if run is None:
+            raise ConfigError("write_report needs run_dir or out_path to know where to write")
+        out_path = run / REPORT_FILE
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: the output folder does not exist")
+    if model is None:
+        if run is None:
+            raise ConfigError("write_report needs a run_dir with a saved model, or model=")
+        model = _load_model(run)
+
+    notes: list[str] = []
+    all_metrics: dict[str, Any] = {}
+    if run is not None:
+        found, problem = _read_metrics(run / METRICS_FILE)
+        all_metrics.update(found)
+        if problem:
+            notes.append(problem)
+        if x1 is None and x2 is None:
+            inputs = _read_inputs(run)
+            if inputs:
+                x1, x2 = inputs["x1"], inputs["x2"]
+                labels1 = labels1 if labels1 is not None else inputs.get("labels1")
+                labels2 = labels2 if labels2 is not None else inputs.get("labels2")
+                if known_pairs is None:
+                    known_pairs = inputs.get("known_pairs")
+                notes.append(f"Data read from the paths in {INPUTS_FILE}.")
+        present = [f for f in TRANSLATION_FILES if (run / f).is_file()]
+        if present:
+            notes.append("Translations written by the run: " + ", ".join(present) + ".")
+    if metrics is not None:
+        if not isinstance(metrics, Mapping):
+            raise DataError(f"metrics must be a dict of name -> value, got "
+                            f"{type(metrics).__name__}")
+        all_metrics.update(metrics)
+
+    text = render_html(model, x1=x1, x2=x2, labels1=labels1, labels2=labels2,
+                       known_pairs=known_pairs, metrics=all_metrics, title=title, run_dir=run,
+                       notes=notes, method=method, dpi=dpi)
+    _write_atomic(text, out, overwrite)
+    return out
