@@ -37,3 +37,15 @@ def shared_data():
     if path is None:
         pytest.skip("shared/data is not beside this checkout")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: tiny fits are faster, and a busy 2-core CI box is not oversubscribed
+    (OpenMP threads spinning against other processes made fits up to 100x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -26,14 +25,6 @@ from magan.errors import ConfigError, DataError
 FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}
 PAIRS = [(i, i) for i in range(0, 150, 10)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: a second thread only spins on a busy machine
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -8,21 +8,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from magan import MAGAN, tl
 from magan.errors import ConfigError, DataError, NotFittedError
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny networks on a shared 2-core machine: torch's second thread only spins (measured 50 s
-    # vs 0.3 s for a 60-step fit under load).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}

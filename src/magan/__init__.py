@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["MAGAN", "__version__"]
+__all__ = ["MAGAN", "__version__", "tl"]
 
 
 def __getattr__(name: str):  # lazy: `import magan` stays cheap and never imports plots
@@ -15,4 +15,8 @@ def __getattr__(name: str):  # lazy: `import magan` stays cheap and never import
         from magan.estimator import MAGAN
 
         return MAGAN
+    if name == "tl":
+        import importlib
+
+        return importlib.import_module("magan.tl")
     raise AttributeError(f"module 'magan' has no attribute {name!r}")

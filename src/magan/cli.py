@@ -134,6 +134,10 @@ def cmd_align(args: argparse.Namespace) -> int:
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
     }
     (out / "run.json").write_text(json.dumps(summary, indent=2))
+    inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
+    if args.known_pairs:
+        inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
+    (out / "inputs.json").write_text(json.dumps(inputs, indent=2))  # lets `magan report` re-read
     if args.report:
         _report(out, overwrite=True)
     if not args.quiet:

@@ -468,6 +468,7 @@ class MAGAN:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is an ordinary folder
             state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
             torch.save(state, tmp / _WEIGHTS)
             digest = hashlib.sha256((tmp / _WEIGHTS).read_bytes()).hexdigest()
