@@ -14,7 +14,6 @@ import json
 import platform
 import time
 
-import numpy as np
 import torch
 
 from magan.correspondence import SharedFeatures
@@ -87,5 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.random.seed(0)
     main()

@@ -46,7 +46,7 @@ def test_training_step_never_waits_for_the_host():
     device = torch.device("cuda")
     module = MAGANModule(NetworkConfig(5, 4)).to(device)
     x1, x2 = torch.randn(500, 5, device=device), torch.randn(400, 4, device=device)
-    sampler = PairSampler(x1, x2, 128, seed=0, known_pairs=np.array([[0, 0], [1, 1]]))
+    sampler = PairSampler(x1, x2, 128, seed=0, pairs=(x1[:2], x2[:2]))
     terms = [SharedFeatures([(0, 0), (1, 1)]).to(device), KnownPairs()]
     trainer = Trainer(module, sampler, terms)
     trainer.step()  # warm-up: allocations and lazy init may sync once

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from magan.distributed import is_main_process
 from magan.errors import ModelFileError
 
 __all__ = ["Checkpointer"]
@@ -41,8 +42,11 @@ class Checkpointer:
             self.save(trainer)
 
     def save(self, trainer) -> None:
+        state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
+        if not is_main_process():  # only rank 0 writes
+            self._last_saved = trainer.step_count
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        state = trainer.state_dict()
         state["fingerprint"] = self.fingerprint
         fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=self.directory)
         os.close(fd)
@@ -68,7 +72,6 @@ class Checkpointer:
                 "use a fresh checkpoint directory or the original inputs"
             )
         device = trainer.sampler.generator.device
-        state["sampler_rng"] = state["sampler_rng"].cpu()
         trainer.load_state_dict(state)
         if device.type != "cpu":
             trainer.module.to(device)

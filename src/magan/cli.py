@@ -121,6 +121,11 @@ def cmd_align(args: argparse.Namespace) -> int:
         model.fit(a1, a2, shared_features=shared, known_pairs=known,
                   checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
                   resume=args.resume)
+    from magan.distributed import barrier, is_main_process
+
+    if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
+        barrier()
+        return 0
     model.save(out / "model", overwrite=True)
     written = [
         _write_translation(model.transform(a1), list(a1.obs_names), model.feature_names2_,
@@ -144,6 +149,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         print(f"model: {out / 'model'}")
         for path in written:
             print(f"wrote {path}")
+    barrier()
     return 0
 
 
@@ -313,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("magan: interrupted (resume with --resume)", file=sys.stderr)
         return 130
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -195,16 +195,12 @@ class PairSampler:
         x2: torch.Tensor,
         batch_size: int,
         seed: int,
-        known_pairs: np.ndarray | None = None,
+        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
+        """``pairs``: the known partners' rows, (k, d1) and (k, d2), row r matching row r."""
         self.x1, self.x2, self.batch_size = x1, x2, batch_size
-        device = x1.device
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-        if known_pairs is not None and len(known_pairs):
-            idx = torch.as_tensor(known_pairs, device=device)
-            self.pairs1, self.pairs2 = x1[idx[:, 0]], x2[idx[:, 1]]
-        else:
-            self.pairs1 = self.pairs2 = None
+        self.generator = torch.Generator(device=x1.device).manual_seed(seed)
+        self.pairs1, self.pairs2 = pairs if pairs is not None else (None, None)
 
     def sample(self) -> tuple[torch.Tensor, ...]:
         """Return x1, x2 minibatches and the known pairs (all of them, or a minibatch)."""

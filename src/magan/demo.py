@@ -108,13 +108,14 @@ def _figure(gauss: dict[str, Any], cytof: dict[str, Any], path: Path) -> None:
     ax = axes[0, 0]
     ax.scatter(*data.x1[::5].T, s=3, c=colors[data.labels1[::5]], marker="o")
     ax.scatter(*data.x2[::5].T, s=3, c=colors[data.labels2[::5]], marker="x")
-    ax.set_title("3 Gaussians: domain 1 (top, o) and domain 2 (bottom, x)")
+    ax.set_title("3 Gaussians: domain 1 (top) and 2 (bottom)")
     for ax, name in ((axes[0, 1], "magan"), (axes[0, 2], "plain_gan")):
         y = gauss[name]["translated"]
         ax.scatter(*data.x2[::5].T, s=3, c="lightgrey")
         ax.scatter(*y[::5].T, s=3, c=colors[data.labels1[::5]])
         verdict = "right" if gauss[name]["right"] else "wrong"
-        ax.set_title(f"{name}: G12(domain 1), coloured by source cluster ({verdict})")
+        label = "MAGAN" if name == "magan" else "plain GAN"
+        ax.set_title(f"{label}: G12(domain 1) by source cluster ({verdict})")
     arr = cytof["arrays"]
     pca = PCA(2, random_state=0).fit(arr["a2"])
     p2 = pca.transform(arr["a2"])
@@ -131,7 +132,8 @@ def _figure(gauss: dict[str, Any], cytof: dict[str, Any], path: Path) -> None:
         ax.scatter(*py[~cd8_1].T, s=3, c="mistyrose", label="Day 1 → Day 2, other")
         ax.scatter(*py[cd8_1].T, s=3, c="tab:red", label="Day 1 → Day 2, CD8")
         acc = cytof[name]["cd8_accuracy"]
-        ax.set_title(f"{name}: Day 1 translated (CD8 label transfer {acc:.1%})")
+        label = "MAGAN" if name == "magan" else "plain GAN"
+        ax.set_title(f"{label}: Day 1 → Day 2 (CD8 transfer {acc:.1%})")
         ax.legend(markerscale=4, fontsize=7)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -27,6 +27,7 @@ import torch
 from magan import __version__
 from magan.correspondence import KnownPairs, Relation, SharedFeatures
 from magan.data import Matrix, PairSampler, as_matrix, resolve_known_pairs, resolve_shared_features
+from magan.distributed import init_from_env, local_device, rank, shard, world_size
 from magan.errors import (
     ConfigError,
     DataError,
@@ -262,7 +263,8 @@ class MAGAN:
             warnings.warn("no shared_features, known_pairs or relation given: training a plain "
                           "GAN, which aligns the manifolds but not matching cells", stacklevel=2)
 
-        device = resolve_device(self.device)
+        init_from_env(self.device)  # joins torchrun's process group when launched by it
+        device = local_device(resolve_device(self.device))
         self.device_ = device
         self.feature_names1_ = m1.feature_names or [str(i) for i in range(m1.X.shape[1])]
         self.feature_names2_ = m2.feature_names or [str(j) for j in range(m2.X.shape[1])]
@@ -298,10 +300,19 @@ class MAGAN:
             terms.append(KnownPairs())
         if relation is not None:
             terms.append(Relation(relation, **scales))
-        t1 = torch.as_tensor(z1, device=device)
-        t2 = torch.as_tensor(z2, device=device)
-        sampler = PairSampler(t1, t2, self.batch_size, seed=self.seed + 1,
-                              known_pairs=known if len(known) else None)
+        # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
+        # its own shard with its own sampling seed, and uses every known pair.
+        rows1, rows2 = shard(len(z1)), shard(len(z2))
+        if len(rows1) < 1 or len(rows2) < 1:
+            raise DataError(f"too few cells ({len(z1)}, {len(z2)}) for {world_size()} processes")
+        t1 = torch.as_tensor(z1[rows1], device=device)
+        t2 = torch.as_tensor(z2[rows2], device=device)
+        known_rows = None
+        if len(known):
+            known_rows = (torch.as_tensor(z1[known[:, 0]], device=device),
+                          torch.as_tensor(z2[known[:, 1]], device=device))
+        sampler = PairSampler(t1, t2, self.batch_size, seed=self.seed + 1 + 1000 * rank(),
+                              pairs=known_rows)
         weights = LossWeights(
             self.adversarial_weight, self.cycle_weight,
             {"shared_features": self.shared_features_weight,

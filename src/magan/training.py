@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from magan.correspondence import CorrespondenceBatch
 from magan.data import PairSampler
-from magan.errors import DivergenceError
+from magan.distributed import is_distributed, is_main_process, rank, world_size
+from magan.errors import DataError, DivergenceError
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
 from magan.nn import MAGANModule
 
@@ -41,6 +43,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
         raise ConfigError("device='cuda' was asked for, but torch sees no CUDA device")
     return dev
+
+
+def _frozen(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with gradients to ``x`` only, none to ``net``'s weights.
+
+    Why not ``requires_grad_(False)``: toggling it recreates the weights' gradient accumulators,
+    which silently detaches DistributedDataParallel's all-reduce hooks (ranks then drift apart).
+    """
+    params = {name: p.detach() for name, p in net.named_parameters()}
+    return torch.func.functional_call(net, params, (x,))
+
+
+def module_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 @dataclass
@@ -77,6 +93,18 @@ class Trainer:
             module.discriminators(), lr=discriminator_lr, betas=adam_betas
         )
         self.step_count = 0
+        # Under torch.distributed, each network is wrapped in DistributedDataParallel (which
+        # broadcasts rank 0's initial weights and all-reduces gradients). The generator step
+        # scores translations with the discriminators' weights detached (see _frozen), so the
+        # D wrappers only ever see the discriminator step.
+        self.g12, self.g21, self.d1, self.d2 = module.g12, module.g21, module.d1, module.d2
+        if is_distributed():
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [module_device(module).index] if module_device(module).type == "cuda" else None
+            self.g12, self.g21, self.d1, self.d2 = (
+                DDP(net, device_ids=ids) for net in (module.g12, module.g21, module.d1, module.d2)
+            )
         self.loss_names = [
             "generator",
             "adversarial_12",
@@ -95,11 +123,10 @@ class Trainer:
         m, w = self.module, self.weights
         x1, x2, p1, p2 = self.sampler.sample()
 
-        m.d1.requires_grad_(False)
-        m.d2.requires_grad_(False)
-        out = m(x1, x2)
-        adv12 = generator_adversarial_loss(m.d2(out["x12"]))
-        adv21 = generator_adversarial_loss(m.d1(out["x21"]))
+        x12, x21 = self.g12(x1), self.g21(x2)
+        out = {"x12": x12, "x21": x21, "x121": self.g21(x12), "x212": self.g12(x21)}
+        adv12 = generator_adversarial_loss(_frozen(m.d2, out["x12"]))
+        adv21 = generator_adversarial_loss(_frozen(m.d1, out["x21"]))
         cyc1 = cycle_loss(x1, out["x121"])
         cyc2 = cycle_loss(x2, out["x212"])
         batch = CorrespondenceBatch(x1, x2, out["x12"], out["x21"], p1, p2)
@@ -111,16 +138,14 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        m.d1.requires_grad_(True)
-        m.d2.requires_grad_(True)
 
         # One forward per discriminator over [real, fake, reconstructed], then split.
         b1, b2 = len(x1), len(x2)
         x21, x12 = out["x21"].detach(), out["x12"].detach()
         parts1 = [x1, x21] + ([out["x121"].detach()] if self.manifold_augmentation else [])
         parts2 = [x2, x12] + ([out["x212"].detach()] if self.manifold_augmentation else [])
-        logits1 = m.d1(torch.cat(parts1))  # rows: [b1 real | b2 fake | b1 reconstructed]
-        logits2 = m.d2(torch.cat(parts2))  # rows: [b2 real | b1 fake | b2 reconstructed]
+        logits1 = self.d1(torch.cat(parts1))  # rows: [b1 real | b2 fake | b1 reconstructed]
+        logits2 = self.d2(torch.cat(parts2))  # rows: [b2 real | b1 fake | b2 reconstructed]
         aug = self.manifold_augmentation
         d1_loss = discriminator_loss(
             logits1[:b1], logits1[b1:b1 + b2], logits1[b1 + b2:] if aug else None
@@ -157,13 +182,18 @@ class Trainer:
         # them to zero changes no result that matters. Restored when the run ends.
         flushed = torch.set_flush_denormal(True)
         pending: list[torch.Tensor] = []
-        bar = tqdm(total=n_steps, initial=self.step_count, disable=not progress,
+        bar = tqdm(total=n_steps, initial=self.step_count,
+                   disable=not progress or not is_main_process(),
                    desc="magan", unit="step", dynamic_ncols=True)
         try:
             while self.step_count < n_steps:
                 pending.append(self.step())
                 if len(pending) >= log_every or self.step_count >= n_steps:
-                    block = torch.stack(pending).cpu().numpy()
+                    block = torch.stack(pending)
+                    if is_distributed():  # history = losses averaged over ranks
+                        dist.all_reduce(block)
+                        block /= world_size()
+                    block = block.cpu().numpy()
                     pending.clear()
                     self._flush(block)
                     bar.update(len(block))
@@ -211,15 +241,32 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "step": self.step_count,
-            "sampler_rng": self.sampler.generator.get_state(),
+            "sampler_rng": self._gather_rng_states(),
             "history": torch.as_tensor(hist, dtype=torch.float32),
         }
+
+    def _gather_rng_states(self) -> torch.Tensor:
+        """This rank's sampler state, or under torch.distributed every rank's, stacked."""
+        state = self.sampler.generator.get_state()
+        if not is_distributed():
+            return state
+        backend_device = module_device(self.module) if dist.get_backend() == "nccl" else "cpu"
+        local = state.to(backend_device)
+        gathered = [torch.empty_like(local) for _ in range(world_size())]
+        dist.all_gather(gathered, local)
+        return torch.stack([g.cpu() for g in gathered])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["module"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_count = int(state["step"])
-        self.sampler.generator.set_state(state["sampler_rng"])
+        rng = state["sampler_rng"]
+        if rng.ndim == 2:  # one row per rank, written by a distributed run
+            if len(rng) != world_size():
+                raise DataError(f"checkpoint was written by {len(rng)} ranks, this run has "
+                                f"{world_size()}; resume with the same number of processes")
+            rng = rng[rank()]
+        self.sampler.generator.set_state(rng.cpu().contiguous())
         hist = state["history"].numpy()
         self._records = [hist] if len(hist) else []
