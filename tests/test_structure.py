@@ -23,7 +23,8 @@ LAYERS = [
     ["tl", "baselines"],
     ["plots", "demo"],
     ["report", "experiments"],
-    ["cli", "__main__"],
+    ["cli"],
+    ["__main__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
