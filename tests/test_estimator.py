@@ -141,7 +141,8 @@ def test_plain_gan_is_the_same_model_without_correspondence(toy_data, fast_param
         plain = MAGAN.plain_gan(**fast_params).fit(x1, x2, shared_features=[(0, 0)])
     assert "shared_features" not in plain.history_.columns
     assert plain.get_params()["correspondence"] is False
-    assert MAGAN.paper().get_params()["batch_size"] == 100
+    paper = MAGAN.paper().get_params()
+    assert paper["batch_size"] == 100 and paper["discriminator_widths"] == (800, 400, 200, 100, 50)
 
 
 def test_sklearn_style_params(toy_data, fast_params):

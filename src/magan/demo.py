@@ -27,9 +27,6 @@ from magan.preprocessing import Arcsinh
 
 __all__ = ["bimodal_marker", "run_cytof", "run_demo", "run_gaussians"]
 
-# Small networks: the demo must finish in a couple of minutes on a laptop's CPU.
-DEMO_PARAMS = {"generator_widths": (128, 64), "discriminator_widths": (256, 128),
-               "batch_size": 128}
 
 
 def bimodal_marker(x_arcsinh: np.ndarray) -> int:
@@ -44,7 +41,7 @@ def run_gaussians(*, n_steps: int = 1000, seed: int = 0, progress: bool = False)
     """Fit MAGAN and the plain GAN on the three-Gaussian toy; report each one's cluster map."""
     data = three_gaussians(n_per_cluster=1000, seed=seed)
     result: dict[str, Any] = {"expected": [data.expected[k] for k in range(3)]}
-    params = {**DEMO_PARAMS, "generator_widths": (64, 32), "discriminator_widths": (128, 64),
+    params = {"generator_widths": (64, 32), "discriminator_widths": (128, 64),
               "n_steps": n_steps, "seed": seed, "progress": progress}
     for name, model in (("magan", MAGAN(**params)), ("plain_gan", MAGAN.plain_gan(**params))):
         model.fit(data.x1, data.x2, shared_features=[(0, 0)] if name == "magan" else None)
@@ -58,8 +55,18 @@ def run_gaussians(*, n_steps: int = 1000, seed: int = 0, progress: bool = False)
     return result
 
 
-def run_cytof(*, n_steps: int = 3000, seed: int = 0, progress: bool = False) -> dict[str, Any]:
-    """Day 1 vs Day 2 with one bimodal marker missing from Day 2."""
+def run_cytof(
+    *,
+    n_steps: int = 3000,
+    seed: int = 0,
+    progress: bool = False,
+    methods: tuple[str, ...] = ("magan", "plain_gan"),
+    **params: Any,
+) -> dict[str, Any]:
+    """Day 1 vs Day 2 with one bimodal marker missing from Day 2.
+
+    ``params`` override MAGAN's defaults (e.g. ``generator_widths``) for every method.
+    """
     day1, day2 = cytof_batches()
     a1, a2_full = np.arcsinh(day1.X / 5), np.arcsinh(day2.X / 5)
     k = bimodal_marker(a1)
@@ -77,10 +84,12 @@ def run_cytof(*, n_steps: int = 3000, seed: int = 0, progress: bool = False) -> 
     result["knn_on_shared"] = {
         "imputed_pearson": float(marker_correlation(knn[:, [k]], truth2[:, None])["pearson"][0])
     }
-    params = {**DEMO_PARAMS, "n_steps": n_steps, "seed": seed, "progress": progress,
+    params = {"n_steps": n_steps, "seed": seed, "progress": progress,
               "preprocess1": Arcsinh(5.0), "preprocess2": Arcsinh(5.0),
-              "shared_features_match": "standardized"}
-    for name, model in (("magan", MAGAN(**params)), ("plain_gan", MAGAN.plain_gan(**params))):
+              "shared_features_match": "standardized", **params}
+    makers = {"magan": MAGAN, "plain_gan": MAGAN.plain_gan}
+    for name in methods:
+        model = makers[name](**params)
         t0 = time.perf_counter()
         model.fit(day1, x2, shared_features=shared_idx if name == "magan" else None)
         seconds = time.perf_counter() - t0
