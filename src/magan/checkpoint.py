@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from magan.errors import ModelFileError
+from magan.errors import DivergenceError, ModelFileError
 
 __all__ = ["Checkpointer"]
 
@@ -41,6 +41,13 @@ class Checkpointer:
             self.save(trainer)
 
     def save(self, trainer) -> None:
+        """Write the trainer's state; refuses non-finite weights so the last good one survives."""
+        if not all(torch.isfinite(p).all() for p in trainer.module.parameters()):
+            raise DivergenceError(
+                f"training diverged: weights became non-finite by step {trainer.step_count}; "
+                f"the last good checkpoint in {self.directory} is kept. Lower the learning "
+                "rates or check the input scaling"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         state = trainer.state_dict()
         state["fingerprint"] = self.fingerprint
@@ -56,20 +63,26 @@ class Checkpointer:
 
     def restore(self, trainer) -> bool:
         """Load the checkpoint into ``trainer``; False (and nothing changed) if there is none."""
+        for stale in self.directory.glob(".checkpoint.*"):  # left by a kill during a save
+            stale.unlink(missing_ok=True)
         if not self.path.is_file():
             return False
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated or tampered file
+        except Exception as exc:  # truncated or tampered file; pickled objects are refused
             raise ModelFileError(f"checkpoint {self.path} cannot be read: {exc}") from exc
-        if state.get("fingerprint") != self.fingerprint:
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             raise ModelFileError(
                 f"checkpoint {self.path} belongs to a run with other data or parameters; "
                 "use a fresh checkpoint directory or the original inputs"
             )
         device = trainer.sampler.generator.device
-        state["sampler_rng"] = state["sampler_rng"].cpu()
-        trainer.load_state_dict(state)
+        try:
+            state["sampler_rng"] = state["sampler_rng"].cpu()
+            trainer.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            raise ModelFileError(f"checkpoint {self.path} is damaged: {type(exc).__name__}: "
+                                 f"{exc}") from exc
         if device.type != "cpu":
             trainer.module.to(device)
         self._last_saved = trainer.step_count
