@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import lzma
 import os
 import re
 import sys
 import tempfile
 import warnings
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -81,6 +83,9 @@ _ID_NAMES = {
     "name",
 }
 _LABEL_NAMES = {"label", "labels"}
+# What a damaged compressed table raises: gzip/bz2 raise OSError or EOFError, but zlib and lzma
+# have their own exception types.
+_DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +343,7 @@ def _read_table_frame(path: Path, fmt: str) -> pd.DataFrame:
     try:
         sep = _sniff_sep(path, fmt)
         header = _first_line(path)
-    except (OSError, EOFError) as exc:  # e.g. gzip.BadGzipFile
+    except _DECOMPRESS_ERRORS as exc:  # e.g. gzip.BadGzipFile, zlib.error on a damaged .gz
         raise FileFormatError(f"{path}: cannot read the header line: {exc}") from exc
     if sep == r"\s+":
         columns = re.split(sep, header.strip())
@@ -359,7 +364,7 @@ def _read_table_frame(path: Path, fmt: str) -> pd.DataFrame:
         ) from exc
     except pd.errors.EmptyDataError as exc:
         raise FileFormatError(f"{path}: the file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, EOFError, OSError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, *_DECOMPRESS_ERRORS) as exc:
         raise FileFormatError(f"{path}: not a readable table: {exc}") from exc
     return frame
 
