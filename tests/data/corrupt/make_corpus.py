@@ -7,6 +7,7 @@ a wrong header, a wrong extension); ``io.read`` must answer every one with a ``M
 from __future__ import annotations
 
 import gzip
+import lzma
 import io as _io
 import pickle
 import zipfile
@@ -31,7 +32,7 @@ def _valid(tmp: Path) -> dict[str, bytes]:
         path = io.write(adata, tmp / f"valid.{ext}", overwrite=True)
         out[ext] = path.read_bytes()
     buf = _io.BytesIO()
-    np.savez(buf, X=frame.to_numpy(), features=np.array(frame.columns))
+    np.savez(buf, X=frame.to_numpy(), features=np.array(frame.columns, dtype=str))
     out["npz"] = buf.getvalue()
     return out
 
@@ -67,13 +68,22 @@ def main() -> None:
         "binary.csv": bytes(range(256)) * 2,
         "latin1.csv": "CD3,CD\u00e9\n1,2\n".encode("latin-1"),
         "overflow.csv": b"CD3,CD4\n1,1e400\n2,3\n",
-        "truncated.csv.gz": gzip.compress(csv)[:40],
+        "truncated.csv.gz": gzip.compress(csv, mtime=0)[:40],
+        "damaged.csv.gz": _flip(gzip.compress(csv, mtime=0), 0.25),  # zlib.error, not OSError
+        "damaged.csv.xz": _flip(lzma.compress(csv), 0.5),
         "not_parquet.parquet": csv,
         "unknown.xlsx": csv,
     }
     for name, blob in files.items():
         (HERE / name).write_bytes(blob)
     print(f"wrote {len(files)} files to {HERE}")
+
+
+def _flip(blob: bytes, where: float) -> bytes:
+    """One bit flipped, as a bad disk sector or an interrupted download leaves it."""
+    out = bytearray(blob)
+    out[int(where * len(out))] ^= 1
+    return bytes(out)
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
@@ -88,8 +98,9 @@ def _pickled_npz() -> bytes:
     with zipfile.ZipFile(buf, "w") as z:
         arr = _io.BytesIO()
         np.save(arr, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
-        z.writestr("X.npy", arr.getvalue())
-        z.writestr("payload.pkl", pickle.dumps([1, 2]))
+        stamp = (2020, 1, 1, 0, 0, 0)  # fixed, so regenerating gives the same bytes
+        z.writestr(zipfile.ZipInfo("X.npy", stamp), arr.getvalue())
+        z.writestr(zipfile.ZipInfo("payload.pkl", stamp), pickle.dumps([1, 2]))
     return buf.getvalue()
 
 
