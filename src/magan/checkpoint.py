@@ -30,7 +30,7 @@ class Checkpointer:
         self.directory = Path(directory)
         self.every = max(1, int(every))
         self.fingerprint = fingerprint
-        self._last_saved = -1
+        self._last_saved = 0  # first save at step `every`, not at the first sync
 
     @property
     def path(self) -> Path:
