@@ -433,6 +433,7 @@ def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, c
     assert victim.returncode == -signal.SIGKILL
     saved = torch.load(checkpoint, weights_only=True)
     assert 0 < saved["step"] < steps
+    print(f"killed at step {saved['step']} of {steps}")
     assert not (killed_dir / "model").exists()  # killed before any output
 
     resumed = _align([*common, "--out", str(killed_dir), "--resume"])

@@ -7,8 +7,8 @@ a wrong header, a wrong extension); ``io.read`` must answer every one with a ``M
 from __future__ import annotations
 
 import gzip
-import lzma
 import io as _io
+import lzma
 import pickle
 import zipfile
 from pathlib import Path
