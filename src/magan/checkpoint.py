@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from magan.distributed import is_main_process
-from magan.errors import ModelFileError
+from magan.errors import DivergenceError, ModelFileError
 
 __all__ = ["Checkpointer"]
 
@@ -31,7 +31,7 @@ class Checkpointer:
         self.directory = Path(directory)
         self.every = max(1, int(every))
         self.fingerprint = fingerprint
-        self._last_saved = -1
+        self._last_saved = 0  # first save at step `every`, not at the first sync
 
     @property
     def path(self) -> Path:
@@ -42,7 +42,14 @@ class Checkpointer:
             self.save(trainer)
 
     def save(self, trainer) -> None:
+        """Write the trainer's state; refuses non-finite weights so the last good one survives."""
         state = trainer.state_dict()  # collective under torch.distributed: every rank calls it
+        if not all(torch.isfinite(p).all() for p in trainer.module.parameters()):
+            raise DivergenceError(
+                f"training diverged: weights became non-finite by step {trainer.step_count}; "
+                f"the last good checkpoint in {self.directory} is kept. Lower the learning "
+                "rates or check the input scaling"
+            )
         if not is_main_process():  # only rank 0 writes
             self._last_saved = trainer.step_count
             return
@@ -60,19 +67,25 @@ class Checkpointer:
 
     def restore(self, trainer) -> bool:
         """Load the checkpoint into ``trainer``; False (and nothing changed) if there is none."""
+        for stale in self.directory.glob(".checkpoint.*"):  # left by a kill during a save
+            stale.unlink(missing_ok=True)
         if not self.path.is_file():
             return False
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated or tampered file
+        except Exception as exc:  # truncated or tampered file; pickled objects are refused
             raise ModelFileError(f"checkpoint {self.path} cannot be read: {exc}") from exc
-        if state.get("fingerprint") != self.fingerprint:
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             raise ModelFileError(
                 f"checkpoint {self.path} belongs to a run with other data or parameters; "
                 "use a fresh checkpoint directory or the original inputs"
             )
         device = trainer.sampler.generator.device
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            raise ModelFileError(f"checkpoint {self.path} is damaged: {type(exc).__name__}: "
+                                 f"{exc}") from exc
         if device.type != "cpu":
             trainer.module.to(device)
         self._last_saved = trainer.step_count

@@ -76,6 +76,15 @@ def _preprocess(cofactor: float | None):
     return Arcsinh(cofactor)
 
 
+def _finite_cells(adata):
+    """The cells without NaN/inf (what ``fit(drop_nonfinite=True)`` trains on)."""
+    import numpy as np
+
+    X = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    keep = np.isfinite(X).all(axis=1)
+    return adata if keep.all() else adata[keep]
+
+
 def cmd_align(args: argparse.Namespace) -> int:
     from magan import io
     from magan.estimator import MAGAN
@@ -120,12 +129,14 @@ def cmd_align(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore")
         model.fit(a1, a2, shared_features=shared, known_pairs=known,
                   checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
-                  resume=args.resume)
+                  resume=args.resume, drop_nonfinite=args.drop_nonfinite)
     from magan.distributed import barrier, is_main_process
 
     if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
         barrier()
         return 0
+    if args.drop_nonfinite:  # translations cover the cells that were trained on
+        a1, a2 = _finite_cells(a1), _finite_cells(a2)
     model.save(out / "model", overwrite=True)
     written = [
         _write_translation(model.transform(a1), list(a1.obs_names), model.feature_names2_,
@@ -138,11 +149,11 @@ def cmd_align(args: argparse.Namespace) -> int:
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
     }
-    (out / "run.json").write_text(json.dumps(summary, indent=2))
+    io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
     inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
     if args.known_pairs:
         inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
-    (out / "inputs.json").write_text(json.dumps(inputs, indent=2))  # lets `magan report` re-read
+    io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
     if args.report:
         _report(out, overwrite=True)
     if not args.quiet:
@@ -265,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between resumable checkpoints in OUT/checkpoint")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--drop-nonfinite", action="store_true",
+                   help="drop cells with NaN/inf values (with a warning) instead of refusing "
+                        "the input; translations then cover the remaining cells")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
@@ -313,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MaganError as exc:
         print(f"magan: error: {exc}", file=sys.stderr)
         return 1
-    except FileNotFoundError as exc:
+    except OSError as exc:  # missing input, unwritable output folder, full disk...
         print(f"magan: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

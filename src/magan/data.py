@@ -8,7 +8,8 @@ each rank its own shard and seed offset; see ``training``.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,15 @@ import torch
 
 from magan.errors import DataError
 
-__all__ = ["Matrix", "PairSampler", "as_matrix", "resolve_known_pairs", "resolve_shared_features"]
+__all__ = [
+    "Matrix",
+    "PairSampler",
+    "as_matrix",
+    "constant_features",
+    "drop_nonfinite_rows",
+    "resolve_known_pairs",
+    "resolve_shared_features",
+]
 
 
 @dataclass
@@ -35,11 +44,20 @@ def _is_anndata(x: Any) -> bool:
     ))
 
 
-def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: int = 2) -> Matrix:
-    """Turn an ndarray, DataFrame or AnnData into a checked float32 matrix.
+def as_matrix(
+    x: Any,
+    *,
+    name: str = "X",
+    layer: str | None = None,
+    min_rows: int = 2,
+    allow_nonfinite: bool = False,
+) -> Matrix:
+    """Turn an ndarray, DataFrame, sparse matrix or AnnData into a checked float32 matrix.
 
     Raises DataError naming ``name`` (e.g. "x1") for empty input, wrong dimensionality,
-    non-numeric columns and NaN/inf values (with the first offending rows and columns).
+    non-numeric or complex values, duplicated feature names, values too large for float32 and
+    NaN/inf values (with the first offending rows and columns). ``allow_nonfinite`` lets NaN/inf
+    through for :func:`drop_nonfinite_rows`; masked entries of a masked array count as NaN.
     """
     feature_names = cell_names = None
     if _is_anndata(x):
@@ -51,19 +69,24 @@ def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: in
         feature_names = [str(v) for v in x.var_names]
         cell_names = [str(v) for v in x.obs_names]
     elif hasattr(x, "columns") and hasattr(x, "dtypes"):  # pandas DataFrame
-        non_numeric = [c for c, t in zip(x.columns, x.dtypes) if not np.issubdtype(t, np.number)]
+        non_numeric = [c for c, t in zip(x.columns, x.dtypes) if not _numeric_column(t)]
         if non_numeric:
             raise DataError(
                 f"{name}: non-numeric columns {non_numeric[:5]}; pass only marker columns "
                 "(move labels/ids to the index or a separate table)"
             )
-        values = x.to_numpy()
+        # float64 with NaN for missing values: nullable Int64/Float64 columns hold pd.NA.
+        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
         feature_names = [str(c) for c in x.columns]
         cell_names = [str(i) for i in x.index]
     else:
         if layer is not None:
             raise DataError(f"{name}: layer={layer!r} only applies to AnnData input")
         values = x
+    if hasattr(values, "toarray"):  # a scipy sparse matrix passed directly
+        values = values.toarray()
+    if isinstance(values, np.ma.MaskedArray):  # masked entries are missing values, not data
+        values = values.astype(np.float64).filled(np.nan)
     try:
         arr = np.asarray(values)
     except Exception as exc:  # ragged lists and similar
@@ -72,6 +95,9 @@ def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: in
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
         raise DataError(f"{name}: values must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{name}: values are complex ({arr.dtype}); pass real numbers, e.g. "
+                        "np.abs(x) or x.real")
     if arr.ndim != 2:
         raise DataError(f"{name}: expected a 2-D cells × features matrix, got shape {arr.shape}")
     n, d = arr.shape
@@ -79,22 +105,86 @@ def as_matrix(x: Any, *, name: str = "X", layer: str | None = None, min_rows: in
         raise DataError(f"{name}: has no features (shape {arr.shape})")
     if n < min_rows:
         raise DataError(f"{name}: needs at least {min_rows} cells, got {n}")
-    with np.errstate(over="ignore"):
-        arr = arr.astype(np.float32)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        cols = np.unique(np.nonzero(bad)[1])
-        col_desc = [feature_names[c] for c in cols[:5]] if feature_names else cols[:5].tolist()
-        raise DataError(
-            f"{name}: {int(bad.sum())} NaN/inf values in {len(rows)} cells "
-            f"(first rows {rows[:5].tolist()}) and features {col_desc}; remove or impute them "
-            "(values too large for float32 also become inf)"
-        )
     if feature_names is not None and len(set(feature_names)) != len(feature_names):
         dup = sorted({f for f in feature_names if feature_names.count(f) > 1})
         raise DataError(f"{name}: duplicated feature names {dup[:5]}")
+    source_finite = np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = arr.astype(np.float32)
+    bad = ~np.isfinite(arr)
+    if source_finite is not None:
+        overflow = bad & source_finite
+        if overflow.any():
+            raise DataError(
+                f"{name}: {int(overflow.sum())} values are too large for float32 (|x| > 3.4e38),"
+                f" first in {_where(overflow, feature_names)}; rescale the data (e.g. divide by "
+                "a constant or apply magan.preprocessing.Arcsinh)"
+            )
+    if bad.any() and not allow_nonfinite:
+        raise DataError(
+            f"{name}: {int(bad.sum())} NaN/inf values in {int(bad.any(axis=1).sum())} cells, "
+            f"{_where(bad, feature_names)} (values beyond float32's range also read as inf); "
+            "remove or impute them, or pass "
+            "drop_nonfinite=True to fit (--drop-nonfinite on the command line) to drop those cells"
+        )
     return Matrix(arr, feature_names, cell_names)
+
+
+def _numeric_column(dtype: Any) -> bool:
+    """Real numbers (NumPy or pandas nullable); bool, category, text and complex are not."""
+    import pandas as pd
+
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not pd.api.types.is_complex_dtype(dtype))
+
+
+def _where(mask: np.ndarray, feature_names: list[str] | None) -> str:
+    """'first rows [...] and features [...]' of a cells × features boolean mask."""
+    rows = np.flatnonzero(mask.any(axis=1))[:5].tolist()
+    cols = np.flatnonzero(mask.any(axis=0))[:5]
+    col_desc = [feature_names[c] for c in cols] if feature_names else cols.tolist()
+    return f"first rows {rows} and features {col_desc}"
+
+
+def constant_features(m: Matrix) -> list[str]:
+    """Names (or indices) of zero-variance columns: legal, but they carry no information."""
+    if len(m.X) < 2:
+        return []
+    constant = np.flatnonzero((m.X == m.X[0]).all(axis=0))
+    return [m.feature_names[c] if m.feature_names else str(c) for c in constant]
+
+
+def drop_nonfinite_rows(
+    m1: Matrix, m2: Matrix, known: np.ndarray
+) -> tuple[Matrix, Matrix, np.ndarray, str]:
+    """Drop cells holding NaN/inf from both domains and remap known pairs (row indices).
+
+    The explicit opt-in behind ``fit(..., drop_nonfinite=True)``: a pair that names a dropped
+    cell is dropped too. Returns the new matrices, pairs and a one-line summary to warn with.
+    """
+    kept, notes = [], []
+    for m, name in ((m1, "x1"), (m2, "x2")):
+        keep = np.isfinite(m.X).all(axis=1)
+        n_keep = int(keep.sum())
+        if n_keep < 2:
+            raise DataError(f"{name}: only {n_keep} of {len(m.X)} cells have no NaN/inf; "
+                            "at least 2 are needed")
+        if n_keep < len(keep):
+            notes.append(f"{name}: dropped {len(keep) - n_keep} of {len(keep)} cells with NaN/inf"
+                         f" (first rows {np.flatnonzero(~keep)[:5].tolist()})")
+        kept.append(keep)
+    new = []
+    for m, keep in zip((m1, m2), kept):
+        names = [c for c, k in zip(m.cell_names, keep) if k] if m.cell_names else None
+        new.append(Matrix(m.X[keep], m.feature_names, names))
+    if len(known):
+        new_index = [np.cumsum(keep) - 1 for keep in kept]
+        ok = kept[0][known[:, 0]] & kept[1][known[:, 1]]
+        if not ok.all():
+            notes.append(f"{int((~ok).sum())} known pairs named a dropped cell and were dropped")
+        known = np.stack([new_index[0][known[ok, 0]], new_index[1][known[ok, 1]]], axis=1)
+        known = known.astype(np.int64).reshape(-1, 2)
+    return new[0], new[1], known, "; ".join(notes)
 
 
 def _feature_index(spec: Any, names: list[str] | None, d: int, side: str) -> int:
@@ -140,6 +230,13 @@ def resolve_shared_features(
                 f"x1 has e.g. {m1.feature_names[:3]}, x2 {m2.feature_names[:3]}"
             )
         return pairs
+    if isinstance(spec, Mapping):  # {"CD3": "cd3"}: iterating would pair keys with themselves
+        spec = list(spec.items())
+    if not isinstance(spec, Iterable):
+        raise DataError(f"shared_features must be 'auto' or a list of pairs, got {spec!r}")
+    spec = list(spec)
+    if not spec:
+        raise DataError("shared_features is empty; pass None for no shared features")
     pairs = []
     for item in spec:
         if isinstance(item, (str, int, np.integer)):
@@ -155,35 +252,78 @@ def resolve_shared_features(
     return pairs
 
 
-def _cell_index(spec: Any, names: list[str] | None, n: int, side: str) -> int:
-    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        if not 0 <= int(spec) < n:
-            raise DataError(f"known pair index {spec} is out of range for {side} ({n} cells)")
-        return int(spec)
-    if isinstance(spec, str) and names is not None:
-        try:
-            return names.index(spec)
-        except ValueError:
-            raise DataError(f"known pair cell {spec!r} not found among {side}'s cells") from None
-    raise DataError(f"known pairs are row indices (or cell names for named input), got {spec!r}")
+class _CellLookup:
+    """Row of a cell name in O(1) (``list.index`` per pair is quadratic on 100k-cell inputs);
+    a name that occurs twice is ambiguous and refused."""
+
+    def __init__(self, names: list[str] | None, n: int, side: str) -> None:
+        self.names, self.n, self.side = names, n, side
+        self._rows: dict[str, int] | None = None
+        self._dups: set[str] = set()
+
+    def __call__(self, spec: Any) -> int:
+        n, side = self.n, self.side
+        if isinstance(spec, (int, np.integer)) and not isinstance(spec, (bool, np.bool_)):
+            if not 0 <= int(spec) < n:
+                raise DataError(f"known pair index {spec} is out of range for {side} "
+                                f"({n} cells; indices are 0-based)")
+            return int(spec)
+        if isinstance(spec, str) and self.names is not None:
+            if self._rows is None:
+                self._rows = {}
+                for i, name in enumerate(self.names):
+                    if name in self._rows:
+                        self._dups.add(name)
+                    self._rows.setdefault(name, i)
+            if spec in self._dups:
+                raise DataError(f"known pair cell {spec!r} occurs more than once among {side}'s "
+                                "cell names, so the pair is ambiguous; make cell names unique")
+            if spec not in self._rows:
+                raise DataError(f"known pair cell {spec!r} not found among {side}'s cells")
+            return self._rows[spec]
+        raise DataError(
+            f"known pairs are row indices (or cell names for named input), got {spec!r}"
+        )
 
 
 def resolve_known_pairs(spec: Any, m1: Matrix, m2: Matrix) -> np.ndarray:
-    """Resolve known pairs (row indices or cell names) into a (k, 2) int64 array."""
+    """Resolve known pairs (row indices or cell names) into a (k, 2) int64 array.
+
+    Refuses out-of-range indices, unknown or ambiguous names and a pair listed twice. A cell
+    paired with two different partners is allowed (replicates) but warned about: the known-pairs
+    loss then pulls it towards their average.
+    """
     if spec is None:
         return np.zeros((0, 2), dtype=np.int64)
-    items = spec.tolist() if isinstance(spec, np.ndarray) else list(spec)
+    if hasattr(spec, "to_numpy"):  # a two-column DataFrame
+        spec = spec.to_numpy()
+    if isinstance(spec, np.ndarray):
+        items = spec.tolist()
+    elif isinstance(spec, Iterable) and not isinstance(spec, (str, bytes, Mapping)):
+        items = list(spec)
+    else:
+        raise DataError(f"known_pairs must be a list of (row in x1, row in x2), got {spec!r}")
+    lookup1 = _CellLookup(m1.cell_names, len(m1.X), "x1")
+    lookup2 = _CellLookup(m2.cell_names, len(m2.X), "x2")
     out = []
     for item in items:
         if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2:
             raise DataError(f"each known pair is (row in x1, row in x2), got {item!r}")
-        out.append((_cell_index(item[0], m1.cell_names, len(m1.X), "x1"),
-                    _cell_index(item[1], m2.cell_names, len(m2.X), "x2")))
+        out.append((lookup1(item[0]), lookup2(item[1])))
     if not out:
         raise DataError("known_pairs is empty; pass None for no known pairs")
     if len(set(out)) != len(out):
-        raise DataError("known_pairs contains the same pair more than once")
-    return np.asarray(out, dtype=np.int64)
+        seen: set[tuple[int, int]] = set()
+        dup = [p for p in out if p in seen or seen.add(p)]
+        raise DataError(f"known_pairs contains the same pair more than once: {dup[:5]}")
+    arr = np.asarray(out, dtype=np.int64)
+    for side, col in (("x1", 0), ("x2", 1)):
+        rows, counts = np.unique(arr[:, col], return_counts=True)
+        if (counts > 1).any():
+            warnings.warn(f"known_pairs: {int((counts > 1).sum())} cells of {side} are paired "
+                          f"with several partners (e.g. row {int(rows[counts > 1][0])}); each "
+                          "is pulled towards their average", stacklevel=3)
+    return arr
 
 
 class PairSampler:

@@ -26,11 +26,20 @@ import torch
 
 from magan import __version__
 from magan.correspondence import KnownPairs, Relation, SharedFeatures
-from magan.data import Matrix, PairSampler, as_matrix, resolve_known_pairs, resolve_shared_features
+from magan.data import (
+    Matrix,
+    PairSampler,
+    as_matrix,
+    constant_features,
+    drop_nonfinite_rows,
+    resolve_known_pairs,
+    resolve_shared_features,
+)
 from magan.distributed import init_from_env, local_device, rank, shard, world_size
 from magan.errors import (
     ConfigError,
     DataError,
+    DivergenceError,
     ModelFileError,
     NotFittedError,
     OutputExistsError,
@@ -238,6 +247,7 @@ class MAGAN:
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 1000,
         resume: bool = False,
+        drop_nonfinite: bool = False,
     ) -> MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
@@ -256,12 +266,33 @@ class MAGAN:
             Write a resumable checkpoint every ``checkpoint_every`` steps; with ``resume=True``
             continue from the one in ``checkpoint_dir`` (same data and parameters) and reach the
             same weights as an uninterrupted run.
+        drop_nonfinite
+            Drop cells (rows) holding NaN/inf instead of refusing them, with a warning saying
+            how many; known pairs naming a dropped cell are dropped too. Off by default:
+            missing values usually mean a problem upstream worth knowing about.
         """
         self._check_params()
-        m1 = as_matrix(x1, name="x1", layer=layer1)
-        m2 = as_matrix(x2, name="x2", layer=layer2)
+        every = checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ConfigError("The 'checkpoint_every' parameter of fit must be an int >= 1. "
+                              f"Got {checkpoint_every!r} instead.")
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume=True needs checkpoint_dir (where the interrupted run "
+                              "wrote its checkpoints)")
+        m1 = as_matrix(x1, name="x1", layer=layer1, allow_nonfinite=drop_nonfinite)
+        m2 = as_matrix(x2, name="x2", layer=layer2, allow_nonfinite=drop_nonfinite)
         pairs = resolve_shared_features(shared_features, m1, m2)
         known = resolve_known_pairs(known_pairs, m1, m2)
+        if drop_nonfinite:
+            m1, m2, known, note = drop_nonfinite_rows(m1, m2, known)
+            if note:
+                warnings.warn(f"drop_nonfinite: {note}", stacklevel=2)
+        for m, name in ((m1, "x1"), (m2, "x2")):
+            constant = constant_features(m)
+            if constant:
+                warnings.warn(f"{name}: features {constant[:10]} are constant (zero variance); "
+                              "they carry no information for the alignment (translations keep "
+                              "them near their constant value)", stacklevel=2)
         if not self.correspondence and (pairs or len(known) or relation is not None):
             warnings.warn("correspondence=False: shared_features, known_pairs and relation are "
                           "ignored (plain GAN ablation)", stacklevel=2)
@@ -344,6 +375,11 @@ class MAGAN:
             raise ConfigError("resume=True needs checkpoint_dir")
         self.history_ = trainer.run(self.n_steps, log_every=self.log_every,
                                     progress=self.progress, callback=callback)
+        if not all(torch.isfinite(p).all() for p in module.parameters()):
+            # The last optimizer step can overflow after the last finite loss was recorded.
+            raise DivergenceError(f"training diverged: weights became non-finite by step "
+                                  f"{trainer.step_count}; lower the learning rates or check the "
+                                  "input scaling")
         if checkpoint_dir is not None:
             callback.save(trainer)
         self.module_ = module.eval()
@@ -423,7 +459,15 @@ class MAGAN:
             for start in range(0, len(Z), chunk):
                 batch = torch.as_tensor(Z[start:start + chunk], device=device)
                 outs.append(net(batch).float().cpu().numpy())
-        return self._inverse_preprocess(pre_out, np.concatenate(outs))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._inverse_preprocess(pre_out, np.concatenate(outs))
+        bad = ~np.isfinite(out)
+        if bad.any():  # never hand NaN/inf on to an output file
+            raise DataError(f"x{src}: the translation of {int(bad.any(axis=1).sum())} cells "
+                            f"(first rows {np.flatnonzero(bad.any(axis=1))[:5].tolist()}) is not "
+                            "finite; these inputs lie far outside the range the model was "
+                            "trained on")
+        return out
 
     def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
         """Translate domain-1 cells into domain 2 (G12): (n1, d1) → (n1, d2), in x2's units."""
@@ -530,6 +574,8 @@ class MAGAN:
             config = json.loads((path / _CONFIG).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"{path / _CONFIG} is corrupt: {exc}") from exc
+        if not isinstance(config, dict):
+            raise ModelFileError(f"{path / _CONFIG} is not a MAGAN config (a JSON object)")
         if config.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
                                  f"format {config.get('format_version')}; this magan "
@@ -546,7 +592,11 @@ class MAGAN:
             dev = resolve_device(device)
             with torch.random.fork_rng(devices=[]):
                 module = MAGANModule(net)
-            state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+            try:  # weights_only: tensors and plain containers; a pickled object is refused
+                state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+            except Exception as exc:  # pickle.UnpicklingError, zip errors, EOFError...
+                raise ModelFileError(f"{path / _WEIGHTS} is not a plain tensor file (refused "
+                                     f"to unpickle it): {type(exc).__name__}: {exc}") from exc
             module.load_state_dict(state)
             model.module_ = module.to(dev).eval()
             model.device_ = dev
@@ -559,11 +609,26 @@ class MAGAN:
             model.n_steps_trained_ = int(config["n_steps_trained"])
             model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
             model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise ModelFileError(f"{path} could not be loaded: {exc}") from exc
+            for names, steps, d in ((model.feature_names1_, model.preprocessing1_,
+                                     net.n_features1),
+                                    (model.feature_names2_, model.preprocessing2_,
+                                     net.n_features2)):
+                scaler = steps[-1]
+                if len(names) != d or len(scaler.mean_) != d:
+                    raise ModelFileError(f"{path / _CONFIG}: feature names, scaling and "
+                                         f"network disagree on the number of features ({d})")
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                RuntimeError) as exc:
+            raise ModelFileError(f"{path} could not be loaded: {type(exc).__name__}: "
+                                 f"{exc}") from exc
         history = path / _HISTORY
-        model.history_ = (pd.read_csv(history, index_col="step") if history.is_file()
-                          else pd.DataFrame())
+        try:
+            model.history_ = (pd.read_csv(history, index_col="step") if history.is_file()
+                              else pd.DataFrame())
+        except Exception as exc:  # the loss log only informs; still refuse a damaged folder
+            raise ModelFileError(f"{history} is corrupt: {type(exc).__name__}: {exc}") from exc
         return model
 
 

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import lzma
 import os
 import re
 import sys
 import tempfile
 import warnings
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -54,6 +56,7 @@ __all__ = [
     "read_pairs",
     "resolve_pairs",
     "write",
+    "write_text_atomic",
 ]
 
 PathLike = str | os.PathLike
@@ -80,6 +83,9 @@ _ID_NAMES = {
     "name",
 }
 _LABEL_NAMES = {"label", "labels"}
+# What a damaged compressed table raises: gzip/bz2 raise OSError or EOFError, but zlib and lzma
+# have their own exception types.
+_DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,10 +174,27 @@ def _only_for(path: Path, fmt: str, option: str, given: bool, formats: tuple[str
         )
 
 
-def _as_float32(X: Any) -> Any:
-    if sp.issparse(X):
-        return sp.csr_matrix(X, dtype=np.float32)
-    return np.ascontiguousarray(X, dtype=np.float32)
+def _as_float32(X: Any, where: str = "the data") -> Any:
+    """float32 (CSR stays sparse); text, objects and values beyond float32's range are refused
+    here, naming the file, rather than failing or turning into inf later."""
+    try:
+        if sp.issparse(X):
+            return sp.csr_matrix(X, dtype=np.float32)
+        arr = np.asarray(X)
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"{where}: values must be numbers, got dtype {arr.dtype}")
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{where}: values cannot be read as numbers: {exc}") from exc
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and np.isinf(out).any():
+        over = np.isinf(out) & np.isfinite(arr)
+        if over.any():
+            raise DataError(f"{where}: {int(over.sum())} values are too large for float32 "
+                            "(|x| > 3.4e38); rescale the data")
+    return out
 
 
 def _read_h5ad(path: Path, layer: str | None) -> ad.AnnData:
@@ -189,7 +212,7 @@ def _read_h5ad(path: Path, layer: str | None) -> ad.AnnData:
         adata.X = adata.layers[layer]
     if adata.X is None:
         raise DataError(f"{path}: the h5ad file has no .X; pass layer= to choose a layer")
-    adata.X = _as_float32(adata.X)
+    adata.X = _as_float32(adata.X, str(path))
     return adata
 
 
@@ -264,9 +287,9 @@ def _read_npz(path: Path, layer: str | None, marker_names: MarkerRule) -> ad.Ann
             var[name] = value
         else:
             uns[key] = value.item() if value.ndim == 0 else value
-    adata = ad.AnnData(X=_as_float32(X), obs=obs, var=var, uns=uns or None)
+    adata = ad.AnnData(X=_as_float32(X, str(path)), obs=obs, var=var, uns=uns or None)
     for key, value in layers.items():
-        adata.layers[key] = _as_float32(value)
+        adata.layers[key] = _as_float32(value, f"{path} ({key})")
     return adata
 
 
@@ -320,7 +343,7 @@ def _read_table_frame(path: Path, fmt: str) -> pd.DataFrame:
     try:
         sep = _sniff_sep(path, fmt)
         header = _first_line(path)
-    except (OSError, EOFError) as exc:  # e.g. gzip.BadGzipFile
+    except _DECOMPRESS_ERRORS as exc:  # e.g. gzip.BadGzipFile, zlib.error on a damaged .gz
         raise FileFormatError(f"{path}: cannot read the header line: {exc}") from exc
     if sep == r"\s+":
         columns = re.split(sep, header.strip())
@@ -330,10 +353,18 @@ def _read_table_frame(path: Path, fmt: str) -> pd.DataFrame:
     if dupes:
         raise DataError(f"{path}: duplicated column names {dupes}; features must be unique")
     try:
-        frame = pd.read_csv(path, sep=sep, header=0, index_col=False, encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            # index_col=False silently drops fields beyond the header's: refuse instead.
+            warnings.simplefilter("error", category=pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, header=0, index_col=False, encoding="utf-8-sig")
+    except pd.errors.ParserWarning as exc:
+        raise FileFormatError(
+            f"{path}: some rows have more fields than the header ({len(columns)} columns); "
+            "fix the table (a missing header name, or a separator inside a value?)"
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise FileFormatError(f"{path}: the file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, EOFError, OSError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, *_DECOMPRESS_ERRORS) as exc:
         raise FileFormatError(f"{path}: not a readable table: {exc}") from exc
     return frame
 
@@ -348,6 +379,8 @@ def _frame_to_anndata(
     frame.columns = [str(c) for c in frame.columns]
     if frame.shape[1] == 0:
         raise FileFormatError(f"{path}: the table has no columns")
+    if len(frame) == 0:
+        raise DataError(f"{path}: the table has a header but no cells (rows)")
 
     id_name: str | None = None
     if index_col == "auto":
@@ -384,12 +417,17 @@ def _frame_to_anndata(
         elif col.strip().lower() in _LABEL_NAMES:
             obs["label"] = frame.pop(col).to_numpy()
 
+    for col in [c for c in frame.columns if frame[c].dtype == object]:
+        parsed = _parse_numbers(frame[col], path, col)  # integers beyond int64 stay text
+        if parsed is not None:
+            frame[col] = parsed
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         examples = []
         for c in bad[:5]:
             coerced = pd.to_numeric(frame[c], errors="coerce")
-            row = int(np.flatnonzero(coerced.isna() & frame[c].notna())[0])
+            rows = np.flatnonzero(coerced.isna() & frame[c].notna())
+            row = int(rows[0]) if len(rows) else 0
             examples.append(f"{c!r} (row {row + 1}: {frame[c].iloc[row]!r})")
         raise DataError(
             f"{path}: non-numeric columns {bad}, e.g. {', '.join(examples)}; pass "
@@ -398,8 +436,35 @@ def _frame_to_anndata(
         )
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no numeric feature columns left after ids and annotations")
+    limit = float(np.finfo(np.float32).max)
+    for col in frame.columns:
+        values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        over = np.flatnonzero(np.isfinite(values) & (np.abs(values) > limit))
+        if len(over):
+            raise DataError(
+                f"{path}: column {col!r} holds values too large for float32 (row "
+                f"{int(over[0]) + 1}: {values[over[0]]:g}); rescale the data before reading"
+            )
     X = frame.to_numpy(dtype=np.float32)
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(list(frame.columns))))
+
+
+def _parse_numbers(values: pd.Series, path: Path, col: str) -> np.ndarray | None:
+    """A text column whose every value is a number (pandas keeps integers beyond int64 as
+    text) as float64; None if any value is not a number. A number too large even for float64
+    (e.g. ``1e400``) is an error rather than a silent inf."""
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if isinstance(v, str) and "_" in v:  # float() accepts "1_000"; pandas does not
+            return None
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            return None
+        if np.isinf(out[i]) and "inf" not in str(v).lower():
+            raise DataError(f"{path}: column {col!r} row {i + 1} holds {str(v)[:40]!r}, too large"
+                            " for a floating-point number; rescale the data before reading")
+    return out
 
 
 # ---- FCS ---------------------------------------------------------------------------------------
@@ -782,6 +847,22 @@ def write(adata: ad.AnnData, path: PathLike, *, overwrite: bool = False) -> Path
             os.replace(tmp, path)
         else:
             _move_no_clobber(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically (temporary file, then rename): a run summary
+    is never left half-written by a crash or a full disk."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        _set_default_mode(tmp)
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
