@@ -215,8 +215,11 @@ class Trainer:
 
     def _flush(self, block: np.ndarray) -> None:
         if not np.isfinite(block).all():
-            row, col = np.argwhere(~np.isfinite(block))[0]
-            step = self.step_count - len(block) + int(row) + 1
+            row = int(np.argwhere(~np.isfinite(block))[0][0])
+            bad = [c for c in np.flatnonzero(~np.isfinite(block[row]))]
+            # Name the term that broke, not the total it feeds ("generator"), when possible.
+            col = next((c for c in bad if self.loss_names[c] != "generator"), bad[0])
+            step = self.step_count - len(block) + row + 1
             raise DivergenceError(
                 f"training diverged: loss {self.loss_names[col]!r} became non-finite at step "
                 f"{step}; lower the learning rates or check the input scaling"
