@@ -432,7 +432,16 @@ class MAGAN:
             raise NotFittedError("This MAGAN is not fitted yet; call fit(x1, x2, ...) or "
                                  "MAGAN.load(path) first.")
 
-    def _input(self, x: Any, domain: int, layer: str | None) -> Matrix:
+    def check_input(self, x: Any, *, domain: int = 1, layer: str | None = None) -> Matrix:
+        """Validate cells of ``domain`` for this fitted model and put their features in its order.
+
+        Features are matched by name when both the model and ``x`` have names (so a panel
+        with its columns in another order works), else by position. Raises DataError naming
+        missing features or a wrong feature count.
+        """
+        self._check_fitted()
+        if domain not in (1, 2):
+            raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
         names = self.feature_names1_ if domain == 1 else self.feature_names2_
         has_names = self.has_names1_ if domain == 1 else self.has_names2_
         m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
@@ -472,12 +481,12 @@ class MAGAN:
     def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
         """Translate domain-1 cells into domain 2 (G12): (n1, d1) → (n1, d2), in x2's units."""
         self._check_fitted()
-        return self._translate(self._input(x1, 1, layer).X, 1)
+        return self._translate(self.check_input(x1, domain=1, layer=layer).X, 1)
 
     def inverse_transform(self, x2: Any, *, layer: str | None = None) -> np.ndarray:
         """Translate domain-2 cells into domain 1 (G21): (n2, d2) → (n2, d1), in x1's units."""
         self._check_fitted()
-        return self._translate(self._input(x2, 2, layer).X, 2)
+        return self._translate(self.check_input(x2, domain=2, layer=layer).X, 2)
 
     def impute(
         self, x: Any, *, domain: int = 1, features: Sequence[str] | str | None = "unshared",
@@ -491,7 +500,7 @@ class MAGAN:
         self._check_fitted()
         if domain not in (1, 2):
             raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
-        m = self._input(x, domain, layer)
+        m = self.check_input(x, domain=domain, layer=layer)
         values = self._translate(m.X, domain)
         names = self.feature_names2_ if domain == 1 else self.feature_names1_
         frame = pd.DataFrame(values, columns=names, index=m.cell_names)

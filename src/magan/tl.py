@@ -340,20 +340,5 @@ def domain_matrix(model: MAGAN, x: Any, *, domain: int, layer: str | None = None
 
     Features are matched by name when both the model and ``x`` have names, else by position.
     """
-    from magan.data import as_matrix
-
     model = check_model(model)
-    domain = _check_domain(domain)
-    names = model.feature_names1_ if domain == 1 else model.feature_names2_
-    has_names = model.has_names1_ if domain == 1 else model.has_names2_
-    m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
-    if m.feature_names is not None and has_names and m.feature_names != names:
-        missing = [f for f in names if f not in m.feature_names]
-        if missing:
-            raise DataError(f"x{domain} lacks features the model was trained on: {missing[:5]}"
-                            f"{' ...' if len(missing) > 5 else ''}")
-        return m.X[:, [m.feature_names.index(f) for f in names]]
-    if m.X.shape[1] != len(names):
-        raise DataError(f"x{domain} has {m.X.shape[1]} features, but this MAGAN was trained "
-                        f"with {len(names)} in domain {domain}")
-    return m.X
+    return model.check_input(x, domain=_check_domain(domain), layer=layer).X

@@ -88,10 +88,13 @@ class Trainer:
         self.terms = nn.ModuleList(terms)
         self.weights = weights or LossWeights()
         self.manifold_augmentation = manifold_augmentation
-        self.opt_g = torch.optim.Adam(module.generators(), lr=generator_lr, betas=adam_betas)
-        self.opt_d = torch.optim.Adam(
-            module.discriminators(), lr=discriminator_lr, betas=adam_betas
-        )
+        # On CUDA, the fused Adam kernel updates all weights in a few launches: GPU steps here
+        # are bound by kernel launches, not arithmetic (BENCHMARKS.md).
+        fused = {"fused": True} if module_device(module).type == "cuda" else {}
+        self.opt_g = torch.optim.Adam(module.generators(), lr=generator_lr, betas=adam_betas,
+                                      **fused)
+        self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr,
+                                      betas=adam_betas, **fused)
         self.step_count = 0
         # Under torch.distributed, each network is wrapped in DistributedDataParallel (which
         # broadcasts rank 0's initial weights and all-reduces gradients). The generator step
