@@ -34,12 +34,17 @@ def test_align_writes_model_and_translations_then_transform(tmp_path, files, cap
     p1, p2, pairs = files
     out = tmp_path / "run"
     assert main(["align", str(p1), str(p2), "--out", str(out), "--arcsinh", "5",
-                 "--known-pairs", str(pairs), *FAST]) == 0
+                 "--known-pairs", str(pairs), "--report", *FAST]) == 0
     y = pd.read_csv(out / "x1_in_domain2.csv", index_col=0)
     z = pd.read_csv(out / "x2_in_domain1.csv", index_col=0)
     assert list(y.columns) == ["cd3", "CD8A", "CD45RA"] and list(y.index[:2]) == ["c0", "c1"]
     assert z.shape == (70, 4) and np.isfinite(z.to_numpy()).all()
     assert (out / "model" / "config.json").is_file() and (out / "run.json").is_file()
+    both = pd.read_csv(out / "x1_with_imputed.csv", index_col=0)
+    assert list(both.columns) == ["CD3", "CD4", "CD8a", "CD19", "CD45RA (imputed)"]
+    np.testing.assert_allclose(both["CD4"].to_numpy(), pd.read_csv(p1, index_col=0)["CD4"],
+                               rtol=1e-6)
+    assert (out / "report.html").is_file() and "<img" in (out / "report.html").read_text()
     from magan import MAGAN
 
     model = MAGAN.load(out / "model")
@@ -84,3 +89,19 @@ def test_help_lists_every_command():
                             text=True, timeout=60)
     for command in ("align", "transform", "markers", "demo", "report", "experiment"):
         assert command in result.stdout
+
+
+@pytest.mark.shared_data
+def test_align_real_fcs_files_writes_fcs(tmp_path, shared_data):
+    """Two real CyTOF plates (FCS, same panel): FCS in, FCS out, markers matched by name."""
+    from magan import io
+
+    fcs = sorted((shared_data / "cytonorm_gates").glob("*.fcs"))[:2]
+    out = tmp_path / "run"
+    assert main(["align", str(fcs[0]), str(fcs[1]), "--out", str(out), "--arcsinh", "5",
+                 *FAST]) == 0
+    translated = io.read(out / "x1_in_domain2.fcs")
+    original = io.read(fcs[0])
+    assert translated.n_obs == original.n_obs
+    assert list(translated.var_names) == list(io.read(fcs[1]).var_names)
+    assert np.isfinite(translated.X).all()

@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from magan import __version__
 from magan.errors import ConfigError, MaganError, OutputExistsError
 
@@ -93,7 +95,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     a2 = io.read(args.x2)
     out = Path(args.out)
     suffix = _output_suffix(Path(args.x1), args.format)
-    targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}"]
+    targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}",
+               out / f"x1_with_imputed{suffix}", out / f"x2_with_imputed{suffix}"]
     if not args.overwrite and not args.resume:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
@@ -144,6 +147,16 @@ def cmd_align(args: argparse.Namespace) -> int:
         _write_translation(model.inverse_transform(a2), list(a2.obs_names),
                            model.feature_names1_, targets[2], overwrite=True),
     ]
+    # Each domain's measured channels plus the other domain's unshared markers, imputed: the
+    # file a cytometry user opens in FlowJo (imputed channels are marked "(imputed)").
+    for domain, adata, target in ((1, a1, targets[3]), (2, a2, targets[4])):
+        imputed = model.impute(adata, domain=domain)
+        if imputed.shape[1]:
+            measured = model.check_input(adata, domain=domain)
+            values = np.hstack([measured.X, imputed.to_numpy(dtype=np.float32)])
+            names = [*measured.feature_names, *(f"{c} (imputed)" for c in imputed.columns)]
+            written.append(_write_translation(values, list(adata.obs_names), names, target,
+                                              overwrite=True))
     summary = {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
