@@ -117,7 +117,8 @@ def run(seed: int, quick: bool = False) -> Metrics:
         fit_kw = {} if variant == "plain_gan" else {"shared_features": shared}
         model.fit(x1, x2, **fit_kw)
         out[variant] = shaham_scores(model.transform(x1), model.inverse_transform(x2)[:, m])
-    out["_knockout"] = {  # which marker the rule picked (not a method; kept out of tables)"marker_index": float(m), "otsu_ratio_day1": otsu(x1[:, m])[1]}
+    # which marker the rule picked (not a method; kept out of the tables)
+    out["_knockout"] = {"marker_index": float(m), "otsu_ratio_day1": otsu(x1[:, m])[1]}
 
     if s["levine"]:
         l1, l2, ly1, ly2, _ = load_levine()
