@@ -12,13 +12,14 @@ from magan.datasets import find_shared_data
 from magan.experiments import EXPERIMENTS, SPECS, run_experiment
 from magan.experiments._harness import markdown_table, summarise
 
-NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal"}
+NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal", "uncertainty"}
 
 # metric name (suffix) -> allowed range
 RANGES = {
     "accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "all_right": (0.0, 1.0),
     "foscttm": (0.0, 1.0), "pair_error": (0.0, math.inf), "mixing": (0.0, 1.5),
-    "pearson": (-1.0, 1.0),
+    "pearson": (-1.0, 1.0), "coverage90": (0.0, 1.0), "spearman": (-1.0, 1.0),
+    "width": (0.0, math.inf), "factor": (0.0, math.inf),
 }
 
 
@@ -42,7 +43,7 @@ def _quick(name: str, tmp_path):
 
 def test_registry_and_unknown_name(tmp_path):
     assert set(EXPERIMENTS) == {"gaussians", "digits", "cytof-batch", "cytof-panels",
-                                "cross-modal"}
+                                "cross-modal", "uncertainty"}
     assert SPECS["gaussians"].default_seeds == 10
     with pytest.raises(KeyError, match="unknown experiment"):
         run_experiment("nope", [0], tmp_path)
@@ -85,3 +86,8 @@ def test_cross_modal_quick(tmp_path):
     # 10 known pairs put MAGAN well below chance (0.5) even after 200 steps.
     assert m["magan"]["foscttm"] < 0.4
     assert "pair_error" not in m["manifold_alignment"]  # an embedding, not x2's space
+
+
+def test_uncertainty_quick(tmp_path):
+    _, m = _quick("uncertainty", tmp_path)
+    assert m["ensemble_scaled"]["widening_factor"] > 0

@@ -18,7 +18,7 @@ from magan.experiments._harness import DataMissing, Experiment, run_experiment_s
 
 __all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "run_experiment"]
 
-_MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal")
+_MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", "uncertainty")
 SPECS: dict[str, Experiment] = {}
 for _mod in _MODULES:
     try:
