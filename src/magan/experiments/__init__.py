@@ -8,11 +8,10 @@ Experiments on ``shared/data`` raise ``DataMissing`` (a FileNotFoundError) when 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-import importlib
 
 from magan.experiments._harness import DataMissing, Experiment, run_experiment_spec
 

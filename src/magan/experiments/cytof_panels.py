@@ -66,7 +66,7 @@ def run(seed: int, quick: bool = False) -> Metrics:
         truth = h2[:, hidden]
         hnames = [names[j] for j in hidden]
 
-        def record(method: str, imputed: np.ndarray) -> None:
+        def record(method: str, imputed: np.ndarray, truth=truth, hnames=hnames) -> None:
             r = marker_correlation(imputed, truth, hnames)
             for nm, v in zip(r["marker"], r["pearson"], strict=True):
                 out[method][f"pearson_{nm}"] = float(v)
@@ -77,7 +77,7 @@ def run(seed: int, quick: bool = False) -> Metrics:
             fit_kw = {} if variant == "plain_gan" else {"shared_features": pairs}
             model.fit(p1, p2, **fit_kw)
             record(variant, model.inverse_transform(p2)[:, at])
-    for method, vals in out.items():
+    for vals in out.values():
         vals["mean_pearson"] = float(np.nanmean(list(vals.values())))
     return out
 
