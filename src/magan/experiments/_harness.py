@@ -158,13 +158,43 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _write(exp: Experiment, seeds: Sequence[int], done: list[dict[str, Any]], out_dir: Path,
+           quick: bool, wall: float, cpu: float) -> dict[str, Any]:
+    """Write ``<name>.json`` and ``<name>.md`` for the seeds done so far."""
+    summary = summarise([r["metrics"] for r in done])
+    result = {
+        "experiment": exp.name,
+        "description": exp.description,
+        "quick": quick,
+        "seeds": [int(s) for s in seeds],
+        "seeds_done": [r["seed"] for r in done],
+        "settings": {**exp.settings(quick), "generator_widths": list(SMALL_G),
+                     "discriminator_widths": list(SMALL_D), "torch_threads": TORCH_THREADS,
+                     "gan_variants": GAN_VARIANTS},
+        "seconds_total": round(wall, 2),
+        "cpu_seconds_total": round(cpu, 2),
+        "per_seed": done,
+        "summary": summary,
+        "paper": {f"{m}/{k}": v for (m, k), v in exp.paper.items()},
+    }
+    result = _jsonable(result)
+    (out_dir / f"{exp.name}.json").write_text(json.dumps(result, indent=2))
+    table = markdown_table(summary, exp.paper)
+    header = (f"### {exp.name}{' (quick)' if quick else ''}\n\n{exp.description}\n\n"
+              f"Seeds {result['seeds_done']} of {result['seeds']}: "
+              f"{result['seconds_total']:.0f} s wall, {result['cpu_seconds_total']:.0f} s CPU.\n\n")
+    (out_dir / f"{exp.name}.md").write_text(header + table)
+    result["table"] = table
+    return result
+
+
 def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
                         quick: bool = False, progress: bool = False) -> dict[str, Any]:
     import torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    per_seed, records = [], []
+    records: list[dict[str, Any]] = []
     start, cpu_start = time.perf_counter(), time.process_time()
     # These nets are small: one thread is 2-10x faster than two on a shared 2-core machine.
     threads = torch.get_num_threads()
@@ -174,37 +204,18 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
             t0, c0 = time.perf_counter(), time.process_time()
             metrics = exp.run(int(seed), quick)
             secs = time.perf_counter() - t0
-            per_seed.append(metrics)
             # CPU seconds: what the run costs on an idle machine (one torch thread), whereas
             # wall seconds grow with whatever else shares the cores.
             records.append({"seed": int(seed), "seconds": round(secs, 2),
                             "cpu_seconds": round(time.process_time() - c0, 2),
                             "metrics": metrics})
+            # Rewritten after every seed, so an interrupted run keeps what it finished.
+            _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
+                   time.process_time() - cpu_start)
             if progress:
                 print(f"[{exp.name}] seed {seed}: {secs:.1f} s", flush=True)
     finally:
         torch.set_num_threads(threads)
-    summary = summarise(per_seed)
-    result = {
-        "experiment": exp.name,
-        "description": exp.description,
-        "quick": quick,
-        "seeds": [int(s) for s in seeds],
-        "settings": {**exp.settings(quick), "generator_widths": list(SMALL_G),
-                     "discriminator_widths": list(SMALL_D), "torch_threads": TORCH_THREADS,
-                     "gan_variants": GAN_VARIANTS},
-        "seconds_total": round(time.perf_counter() - start, 2),
-        "cpu_seconds_total": round(time.process_time() - cpu_start, 2),
-        "per_seed": records,
-        "summary": summary,
-        "paper": {f"{m}/{k}": v for (m, k), v in exp.paper.items()},
-    }
-    result = _jsonable(result)
-    (out_dir / f"{exp.name}.json").write_text(json.dumps(result, indent=2))
-    table = markdown_table(summary, exp.paper)
-    header = (f"### {exp.name}{' (quick)' if quick else ''}\n\n{exp.description}\n\n"
-              f"Seeds {list(map(int, seeds))}: {result['seconds_total']:.0f} s wall, "
-              f"{result['cpu_seconds_total']:.0f} s CPU.\n\n")
-    (out_dir / f"{exp.name}.md").write_text(header + table)
-    result["table"] = table
-    return result
+    return _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
+                  time.process_time() - cpu_start)
+
