@@ -1,0 +1,45 @@
+"""The MAGAN paper's experiments on real data, with metrics and baselines.
+
+``run_experiment(name, seeds, out_dir)`` runs one experiment over seeds and writes
+``out_dir/<name>.json`` (every metric, per seed, per method) and ``out_dir/<name>.md`` (mean ± sd
+table). ``EXPERIMENTS`` maps each name to its ``run(seed, quick) -> {method: {metric: value}}``.
+Experiments on ``shared/data`` raise ``DataMissing`` (a FileNotFoundError) when it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from magan.experiments._harness import DataMissing, Experiment, run_experiment_spec
+
+__all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "run_experiment"]
+
+_MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", "uncertainty")
+SPECS: dict[str, Experiment] = {}
+for _mod in _MODULES:
+    try:
+        _exp = importlib.import_module(f"magan.experiments.{_mod}").EXPERIMENT
+    except ModuleNotFoundError as _err:  # an experiment not written yet
+        if _err.name != f"magan.experiments.{_mod}":
+            raise
+        continue
+    SPECS[_exp.name] = _exp
+EXPERIMENTS: dict[str, Callable[[int, bool], dict]] = {k: v.run for k, v in SPECS.items()}
+
+
+def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick: bool = False,
+                   progress: bool = False) -> dict[str, Any]:
+    """Run experiment ``name`` once per seed; write ``<name>.json`` and ``<name>.md`` in
+    ``out_dir``; return the JSON content plus ``table`` (the markdown table).
+
+    ``seeds=None`` uses the experiment's default count (10 for gaussians, 5 otherwise).
+    """
+    if name not in SPECS:
+        raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
+    spec = SPECS[name]
+    if seeds is None:
+        seeds = range(spec.default_seeds)
+    return run_experiment_spec(spec, list(seeds), Path(out_dir), quick=quick, progress=progress)

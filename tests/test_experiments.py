@@ -1,0 +1,93 @@
+"""1-seed quick smoke runs of every paper experiment (magan.experiments), plus cheap quality
+checks where the model reaches them reliably. Experiments on shared/data skip without it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from magan.datasets import find_shared_data
+from magan.experiments import EXPERIMENTS, SPECS, run_experiment
+from magan.experiments._harness import markdown_table, summarise
+
+NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal", "uncertainty"}
+
+# metric name (suffix) -> allowed range
+RANGES = {
+    "accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "all_right": (0.0, 1.0),
+    "foscttm": (0.0, 1.0), "pair_error": (0.0, math.inf), "mixing": (0.0, 1.5),
+    "pearson": (-1.0, 1.0), "coverage90": (0.0, 1.0), "spearman": (-1.0, 1.0),
+    "width": (0.0, math.inf), "factor": (0.0, math.inf),
+}
+
+
+def _quick(name: str, tmp_path):
+    if name in NEEDS_DATA and find_shared_data() is None:
+        pytest.skip("shared/data not found (set MAGAN_SHARED_DATA): real-data experiment")
+    result = run_experiment(name, [0], tmp_path, quick=True)
+    saved = json.loads((tmp_path / f"{name}.json").read_text())
+    assert saved["experiment"] == name and saved["seeds"] == [0] and saved["quick"] is True
+    assert (tmp_path / f"{name}.md").read_text().count("|") > 4
+    metrics = saved["per_seed"][0]["metrics"]
+    for method, values in metrics.items():
+        if method.startswith("_"):
+            continue
+        for metric, value in values.items():
+            assert value is not None and math.isfinite(value), (method, metric, value)
+            lo, hi = next(r for k, r in RANGES.items() if k in metric)
+            assert lo - 1e-9 <= value <= hi + 1e-9, (method, metric, value)
+    return result, metrics
+
+
+def test_registry_and_unknown_name(tmp_path):
+    assert set(EXPERIMENTS) == {"gaussians", "digits", "cytof-batch", "cytof-panels",
+                                "cross-modal", "uncertainty"}
+    assert SPECS["gaussians"].default_seeds == 10
+    with pytest.raises(KeyError, match="unknown experiment"):
+        run_experiment("nope", [0], tmp_path)
+
+
+def test_summary_and_table():
+    per_seed = [{"a": {"m": 1.0, "x": float("nan")}}, {"a": {"m": 3.0, "x": 2.0}}]
+    s = summarise(per_seed)
+    assert s["a"]["m"] == {"mean": 2.0, "sd": pytest.approx(math.sqrt(2)), "n": 2}
+    assert s["a"]["x"]["n"] == 1  # NaN skipped, counted out
+    table = markdown_table(s, {("a", "m"): "0.9"})
+    assert "2.000 ± 1.414 (paper 0.9)" in table
+
+
+def test_gaussians_quick(tmp_path):
+    _, m = _quick("gaussians", tmp_path)
+    # Cheap and reliable: with the shared coordinate MAGAN maps all three clusters right.
+    assert m["magan"]["all_right"] == 1.0
+    assert m["magan"]["cell_accuracy"] > 0.9
+
+
+def test_digits_quick(tmp_path):
+    _, m = _quick("digits", tmp_path)
+    assert m["truth_rotated"]["digit_accuracy"] > 0.95  # the classifier itself works
+
+
+def test_cytof_batch_quick(tmp_path):
+    _, m = _quick("cytof-batch", tmp_path)
+    assert m["knn_shared"]["impute_pearson"] > 0.5
+
+
+def test_cytof_panels_quick(tmp_path):
+    _, m = _quick("cytof-panels", tmp_path)
+    assert set(m["magan"]) == {"pearson_CD3", "pearson_CD4", "mean_pearson"}
+    assert m["knn_shared"]["pearson_CD3"] > 0.7
+
+
+def test_cross_modal_quick(tmp_path):
+    _, m = _quick("cross-modal", tmp_path)
+    # 10 known pairs put MAGAN well below chance (0.5) even after 200 steps.
+    assert m["magan"]["foscttm"] < 0.4
+    assert "pair_error" not in m["manifold_alignment"]  # an embedding, not x2's space
+
+
+def test_uncertainty_quick(tmp_path):
+    _, m = _quick("uncertainty", tmp_path)
+    assert m["ensemble_scaled"]["widening_factor"] > 0
