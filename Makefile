@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.magan-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint experiments clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The paper's experiments on ../shared/data, every seed (about 5-7 minutes each on 2 cores).
+experiments: install
+	$(BIN)/magan experiment all --out results
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

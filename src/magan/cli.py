@@ -230,16 +230,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    try:
-        from magan.experiments import EXPERIMENTS, run_experiment
-    except ImportError as exc:  # pragma: no cover
-        raise ConfigError(f"experiments are unavailable: {exc}") from exc
+    from magan.experiments import EXPERIMENTS, run_experiment
+
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from "
+                          f"{sorted(EXPERIMENTS)} or 'all'")
+    seeds = None if args.seeds is None else range(args.seeds)
     for name in names:
-        if name not in EXPERIMENTS:
-            raise ConfigError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
-        run_experiment(name, seeds=range(args.seeds), out_dir=Path(args.out), quick=args.quick,
-                       progress=not args.quiet)
+        result = run_experiment(name, seeds, Path(args.out), quick=args.quick,
+                                progress=not args.quiet)
+        print(f"\n## {name}\n{result['table']}")
     return 0
 
 
@@ -322,10 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')")
+    p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
+                       description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
+                                   "cross-modal, uncertainty (real data from ../shared/data).")
     p.add_argument("name")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--out", default="results")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of seeds, 0..N-1 (default: 10 for gaussians, 5 otherwise)")
+    p.add_argument("--out", default="results", help="folder for <name>.json and <name>.md")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_experiment)
