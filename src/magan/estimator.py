@@ -36,6 +36,7 @@ from magan.data import (
     host_matrix,
     is_out_of_core,
     iter_chunks,
+    release_rows,
     take_rows,
     resolve_known_pairs,
     resolve_shared_features,
@@ -595,6 +596,8 @@ class MAGAN:
                     n_bad += int(bad.sum())
                     first_bad += (start + np.flatnonzero(bad)[:5 - len(first_bad)]).tolist()
                 out[start:start + len(Y)] = Y
+                if getattr(out, "mode", None) in ("r+", "w+"):  # shared map: data is in the
+                    release_rows(out, start, start + len(Y))  # page cache; unmap from RSS
         if n_bad:  # never hand NaN/inf on to an output file
             raise DataError(f"x{src}: the translation of {n_bad} cells "
                             f"(first rows {first_bad[:5]}) is not "
