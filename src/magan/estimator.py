@@ -27,11 +27,17 @@ import torch
 from magan import __version__
 from magan.correspondence import KnownPairs, Relation, SharedFeatures
 from magan.data import (
+    HostPairSampler,
     Matrix,
     PairSampler,
     as_matrix,
     constant_features,
     drop_nonfinite_rows,
+    host_matrix,
+    is_out_of_core,
+    iter_chunks,
+    release_rows,
+    take_rows,
     resolve_known_pairs,
     resolve_shared_features,
 )
@@ -248,6 +254,7 @@ class MAGAN:
         checkpoint_every: int = 1000,
         resume: bool = False,
         drop_nonfinite: bool = False,
+        in_memory: bool | None = None,
     ) -> MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
@@ -270,6 +277,16 @@ class MAGAN:
             Drop cells (rows) holding NaN/inf instead of refusing them, with a warning saying
             how many; known pairs naming a dropped cell are dropped too. Off by default:
             missing values usually mean a problem upstream worth knowing about.
+        in_memory
+            ``None`` (default): on-disk inputs (``np.memmap``, AnnData read with
+            ``backed="r"``, h5py datasets) train out-of-core, others in memory. ``False``
+            forces out-of-core: preprocessing is fitted in chunks, the raw data stays where it
+            is and each step reads and preprocesses only its minibatch, so memory does not
+            grow with the number of cells. Out-of-core runs are reproducible from the seed but
+            draw different minibatches than in-memory ones (indices come from a CPU generator).
+            A ``preprocess1``/``preprocess2`` whose ``fit`` depends on the data (e.g.
+            ``NormalizeTotal()`` without ``target_sum``) is fitted on a seeded subsample of
+            at most 131,072 cells.
         """
         self._check_params()
         every = checkpoint_every
@@ -279,15 +296,24 @@ class MAGAN:
         if resume and checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir (where the interrupted run "
                               "wrote its checkpoints)")
-        m1 = as_matrix(x1, name="x1", layer=layer1, allow_nonfinite=drop_nonfinite)
-        m2 = as_matrix(x2, name="x2", layer=layer2, allow_nonfinite=drop_nonfinite)
+        ooc = (in_memory is False or (in_memory is None and (
+            is_out_of_core(x1, layer1) or is_out_of_core(x2, layer2))))
+        if ooc and drop_nonfinite:
+            raise ConfigError("drop_nonfinite=True needs the data in memory (in_memory=True)")
+        if ooc:  # no copies: validated shape/dtype now, values chunk by chunk below
+            m1, m2 = (host_matrix(x, name=f"x{i}", layer=layer, cell_names=known_pairs is not None)
+                      if is_out_of_core(x, layer) else as_matrix(x, name=f"x{i}", layer=layer)
+                      for i, x, layer in ((1, x1, layer1), (2, x2, layer2)))
+        else:
+            m1 = as_matrix(x1, name="x1", layer=layer1, allow_nonfinite=drop_nonfinite)
+            m2 = as_matrix(x2, name="x2", layer=layer2, allow_nonfinite=drop_nonfinite)
         pairs = resolve_shared_features(shared_features, m1, m2)
         known = resolve_known_pairs(known_pairs, m1, m2)
         if drop_nonfinite:
             m1, m2, known, note = drop_nonfinite_rows(m1, m2, known)
             if note:
                 warnings.warn(f"drop_nonfinite: {note}", stacklevel=2)
-        for m, name in ((m1, "x1"), (m2, "x2")):
+        for m, name in ((m1, "x1"), (m2, "x2")) if not ooc else ():  # out-of-core: see below
             constant = constant_features(m)
             if constant:
                 warnings.warn(f"{name}: features {constant[:10]} are constant (zero variance); "
@@ -312,10 +338,15 @@ class MAGAN:
                                  for i, j in pairs]
         self.n_known_pairs_ = len(known)
 
-        self.preprocessing1_ = self._fit_preprocessing(self.preprocess1, m1.X, "x1")
-        self.preprocessing2_ = self._fit_preprocessing(self.preprocess2, m2.X, "x2")
-        z1 = self._forward_preprocess(self.preprocessing1_, m1.X)
-        z2 = self._forward_preprocess(self.preprocessing2_, m2.X)
+        if ooc:
+            self.preprocessing1_ = self._fit_preprocessing_chunked(self.preprocess1, m1.X, "x1")
+            self.preprocessing2_ = self._fit_preprocessing_chunked(self.preprocess2, m2.X, "x2")
+            z1, z2 = m1.X, m2.X  # raw, on the host: the sampler preprocesses each minibatch
+        else:
+            self.preprocessing1_ = self._fit_preprocessing(self.preprocess1, m1.X, "x1")
+            self.preprocessing2_ = self._fit_preprocessing(self.preprocess2, m2.X, "x2")
+            z1 = self._forward_preprocess(self.preprocessing1_, m1.X)
+            z2 = self._forward_preprocess(self.preprocessing2_, m2.X)
         scaler1, scaler2 = self.preprocessing1_[-1], self.preprocessing2_[-1]
         scales = {}
         if self.standardize:
@@ -340,17 +371,33 @@ class MAGAN:
             terms.append(Relation(relation, **scales))
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
         # its own shard with its own sampling seed, and uses every known pair.
-        rows1, rows2 = shard(len(z1)), shard(len(z2))
-        if len(rows1) < 1 or len(rows2) < 1:
-            raise DataError(f"too few cells ({len(z1)}, {len(z2)}) for {world_size()} processes")
-        t1 = torch.as_tensor(z1[rows1], device=device)
-        t2 = torch.as_tensor(z2[rows2], device=device)
+        n1, n2 = z1.shape[0], z2.shape[0]
+        if world_size() > n1 or world_size() > n2:
+            raise DataError(f"too few cells ({n1}, {n2}) for {world_size()} processes")
         known_rows = None
-        if len(known):
-            known_rows = (torch.as_tensor(z1[known[:, 0]], device=device),
-                          torch.as_tensor(z2[known[:, 1]], device=device))
-        sampler = PairSampler(t1, t2, self.batch_size, seed=self.seed + 1 + 1000 * rank(),
-                              pairs=known_rows)
+        seed = self.seed + 1 + 1000 * rank()
+        if ooc:
+            pre1, pre2 = self.preprocessing1_, self.preprocessing2_
+            if len(known):
+                known_rows = tuple(
+                    torch.as_tensor(self._forward_preprocess(pre, take_rows(z, known[:, c])),
+                                    device=device)
+                    for pre, z, c in ((pre1, z1, 0), (pre2, z2, 1)))
+            sharded = world_size() > 1
+            sampler = HostPairSampler(
+                z1, z2, self.batch_size, seed,
+                preprocess1=lambda a: self._forward_preprocess(pre1, a),
+                preprocess2=lambda a: self._forward_preprocess(pre2, a), device=device,
+                rows1=shard(n1) if sharded else None, rows2=shard(n2) if sharded else None,
+                pairs=known_rows)
+        else:
+            rows1, rows2 = shard(n1), shard(n2)
+            t1 = torch.as_tensor(z1[rows1], device=device)
+            t2 = torch.as_tensor(z2[rows2], device=device)
+            if len(known):
+                known_rows = (torch.as_tensor(z1[known[:, 0]], device=device),
+                              torch.as_tensor(z2[known[:, 1]], device=device))
+            sampler = PairSampler(t1, t2, self.batch_size, seed=seed, pairs=known_rows)
         weights = LossWeights(
             self.adversarial_weight, self.cycle_weight,
             {"shared_features": self.shared_features_weight,
@@ -367,7 +414,7 @@ class MAGAN:
             from magan.checkpoint import Checkpointer
 
             ckpt = Checkpointer(checkpoint_dir, every=checkpoint_every,
-                                fingerprint=self._fingerprint(z1, z2, pairs, known))
+                                fingerprint=self._fingerprint(z1, z2, pairs, known, ooc))
             if resume:
                 ckpt.restore(trainer)
             callback = ckpt
@@ -387,10 +434,23 @@ class MAGAN:
         self.n_steps_trained_ = trainer.step_count
         return self
 
-    def _fingerprint(self, z1: np.ndarray, z2: np.ndarray, pairs: list, known: np.ndarray) -> str:
-        """Hash of data and parameters: a checkpoint may only resume the run that wrote it."""
+    def _fingerprint(self, z1: Any, z2: Any, pairs: list, known: np.ndarray,
+                     ooc: bool = False) -> str:
+        """Hash of data and parameters: a checkpoint may only resume the run that wrote it.
+
+        Out-of-core, the data enter through their shapes, fitted scaling and first and last
+        1,024 rows rather than every value (hashing 10^7 cells would cost a full read)."""
         h = hashlib.sha256()
-        for arr in (z1, z2, np.asarray(pairs, dtype=np.int64), known):
+        arrays = [z1, z2]
+        if ooc:
+            arrays = []
+            for z, steps in ((z1, self.preprocessing1_), (z2, self.preprocessing2_)):
+                n = z.shape[0]
+                head = np.arange(min(n, 1024))
+                tail = np.arange(max(0, n - 1024), n)
+                arrays += [np.asarray(z.shape), steps[-1].mean_, steps[-1].scale_,
+                           take_rows(z, head), take_rows(z, tail)]
+        for arr in (*arrays, np.asarray(pairs, dtype=np.int64), known):
             h.update(np.ascontiguousarray(arr).tobytes())
         # n_steps may grow on resume; progress, device and log_every do not change the result.
         ignored = {"progress", "device", "n_steps", "log_every"}
@@ -411,6 +471,56 @@ class MAGAN:
                                 "(e.g. log of negative values)")
             steps.append(step)
         scaler = Standardizer().fit(Z) if self.standardize else _Identity(Z.shape[1])
+        steps.append(scaler)
+        return steps
+
+    def _fit_preprocessing_chunked(
+        self, user: Transform | None, X: Any, name: str, chunk: int = 1 << 16
+    ) -> list[Transform]:
+        """``_fit_preprocessing`` for on-disk data: one pass over chunks, O(chunk) memory.
+
+        The standardizer's mean and variance are merged chunk by chunk in float64 (Chan et
+        al.'s parallel update), so they match a full-array fit to rounding; the pass also
+        checks every value is finite and warns about constant features."""
+        steps: list[Transform] = []
+        n, d = X.shape
+        if user is not None:
+            step = copy.deepcopy(user)
+            rng = np.random.default_rng(self.seed)
+            rows = np.arange(n) if n <= 131_072 else np.sort(
+                rng.choice(n, 131_072, replace=False))
+            step.fit(take_rows(X, rows))
+            steps.append(step)
+        count, mean, m2 = 0, np.zeros(d), np.zeros(d)
+        for start, block in iter_chunks(X, chunk):
+            Z = steps[0].transform(block) if steps else block
+            bad = ~np.isfinite(Z)
+            if bad.any():
+                rows = (start + np.flatnonzero(bad.any(axis=1))[:5]).tolist()
+                what = (f"preprocessing {type(user).__name__} produced NaN/inf"
+                        if steps and np.isfinite(block).all() else "NaN/inf values")
+                raise DataError(f"{name}: {what} in rows {rows} (out-of-core input is "
+                                "checked chunk by chunk; clean the file first)")
+            Z = np.asarray(Z, dtype=np.float64)
+            k = len(Z)
+            bmean = Z.mean(axis=0)
+            bm2 = ((Z - bmean) ** 2).sum(axis=0)
+            delta = bmean - mean
+            total = count + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + bm2 + delta ** 2 * (count * k / total)
+            count = total
+        std = np.sqrt(m2 / count)
+        constant = np.flatnonzero(std == 0)
+        if len(constant):
+            warnings.warn(f"{name}: features {constant[:10].tolist()} are constant (zero "
+                          "variance); they carry no information for the alignment",
+                          stacklevel=3)
+        if self.standardize:
+            scaler = Standardizer()
+            scaler.mean_, scaler.scale_ = mean, np.maximum(std, scaler.min_scale)
+        else:
+            scaler = _Identity(d)
         steps.append(scaler)
         return steps
 
@@ -444,7 +554,10 @@ class MAGAN:
             raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
         names = self.feature_names1_ if domain == 1 else self.feature_names2_
         has_names = self.has_names1_ if domain == 1 else self.has_names2_
-        m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
+        if is_out_of_core(x, layer):  # shape and names only; values are checked as translated
+            m = host_matrix(x, name=f"x{domain}", layer=layer, cell_names=True)
+        else:
+            m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
         if m.feature_names is not None and has_names and m.feature_names != names:
             missing = [f for f in names if f not in m.feature_names]
             if missing:
@@ -457,36 +570,56 @@ class MAGAN:
                             f"trained with {len(names)} in domain {domain}")
         return m
 
-    def _translate(self, X: np.ndarray, src: int, chunk: int = 65536) -> np.ndarray:
+    def _translate(self, X: Any, src: int, chunk: int = 65536,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """Preprocess, translate and un-preprocess ``chunk`` rows at a time into ``out`` (a
+        preallocated (n, d_out) float32 array, e.g. an ``np.memmap``; allocated if None), so
+        memory beyond ``out`` is O(chunk) and ``X`` may live on disk."""
         pre_in = self.preprocessing1_ if src == 1 else self.preprocessing2_
         pre_out = self.preprocessing2_ if src == 1 else self.preprocessing1_
         net = self.module_.g12 if src == 1 else self.module_.g21
-        Z = self._forward_preprocess(pre_in, X)
+        n, d_out = X.shape[0], len(pre_out[-1].mean_)
+        if out is None:
+            out = np.empty((n, d_out), dtype=np.float32)
+        elif out.shape != (n, d_out):
+            raise DataError(f"out has shape {out.shape}; expected ({n}, {d_out})")
         device = next(net.parameters()).device
-        outs = []
+        n_bad, first_bad = 0, []
         with torch.inference_mode():
-            for start in range(0, len(Z), chunk):
-                batch = torch.as_tensor(Z[start:start + chunk], device=device)
-                outs.append(net(batch).float().cpu().numpy())
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = self._inverse_preprocess(pre_out, np.concatenate(outs))
-        bad = ~np.isfinite(out)
-        if bad.any():  # never hand NaN/inf on to an output file
-            raise DataError(f"x{src}: the translation of {int(bad.any(axis=1).sum())} cells "
-                            f"(first rows {np.flatnonzero(bad.any(axis=1))[:5].tolist()}) is not "
+            for start, block in iter_chunks(X, chunk):
+                Z = self._forward_preprocess(pre_in, block)
+                Y = net(torch.as_tensor(Z, device=device)).float().cpu().numpy()
+                with np.errstate(over="ignore", invalid="ignore"):
+                    Y = self._inverse_preprocess(pre_out, Y)
+                bad = ~np.isfinite(Y).all(axis=1)
+                if bad.any():
+                    n_bad += int(bad.sum())
+                    first_bad += (start + np.flatnonzero(bad)[:5 - len(first_bad)]).tolist()
+                out[start:start + len(Y)] = Y
+                if getattr(out, "mode", None) in ("r+", "w+"):  # shared map: data is in the
+                    release_rows(out, start, start + len(Y))  # page cache; unmap from RSS
+        if n_bad:  # never hand NaN/inf on to an output file
+            raise DataError(f"x{src}: the translation of {n_bad} cells "
+                            f"(first rows {first_bad[:5]}) is not "
                             "finite; these inputs lie far outside the range the model was "
                             "trained on")
         return out
 
-    def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
-        """Translate domain-1 cells into domain 2 (G12): (n1, d1) → (n1, d2), in x2's units."""
-        self._check_fitted()
-        return self._translate(self.check_input(x1, domain=1, layer=layer).X, 1)
+    def transform(self, x1: Any, *, layer: str | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
+        """Translate domain-1 cells into domain 2 (G12): (n1, d1) → (n1, d2), in x2's units.
 
-    def inverse_transform(self, x2: Any, *, layer: str | None = None) -> np.ndarray:
-        """Translate domain-2 cells into domain 1 (G21): (n2, d2) → (n2, d1), in x1's units."""
+        Works in chunks; ``x1`` may be on disk (memmap, backed AnnData) and ``out`` a
+        preallocated (n1, d2) float32 array or memmap to write into (returned)."""
         self._check_fitted()
-        return self._translate(self.check_input(x2, domain=2, layer=layer).X, 2)
+        return self._translate(self.check_input(x1, domain=1, layer=layer).X, 1, out=out)
+
+    def inverse_transform(self, x2: Any, *, layer: str | None = None,
+                          out: np.ndarray | None = None) -> np.ndarray:
+        """Translate domain-2 cells into domain 1 (G21): (n2, d2) → (n2, d1), in x1's units;
+        chunked like :meth:`transform`."""
+        self._check_fitted()
+        return self._translate(self.check_input(x2, domain=2, layer=layer).X, 2, out=out)
 
     def impute(
         self, x: Any, *, domain: int = 1, features: Sequence[str] | str | None = "unshared",

@@ -1,0 +1,136 @@
+"""MAGAN next to SCOT-style Gromov–Wasserstein (POT), Pamona and UnionCom on paired data.
+
+    python benchmarks/bench_peers.py --datasets scgem synth1000 synth10000 --cap 600
+
+Datasets: scGEM (177 cells, expression vs methylation, row i <-> row i, /work/shared/data) and
+a synthetic paired set (the same 2-D latent points through two random nonlinear maps into 30 and
+20 features, plus noise) at the sizes asked. Each method runs in its own subprocess with
+OMP_NUM_THREADS=--threads; the parent polls its peak RSS (VmHWM) and kills it after --cap
+seconds. FOSCTTM (magan.metrics.foscttm, lower is better, 0.5 = chance) is measured in x2's
+space for MAGAN (10 known pairs) and GW (barycentric projection), and in the shared embedding
+Pamona and UnionCom return. Prints one JSON line per (dataset, method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path("/work/shared/data")
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "scgem":
+        x1 = np.load(DATA / "scgem/scgem_expression.npz", allow_pickle=False)["X"]
+        x2 = np.load(DATA / "scgem/scgem_methylation.npz", allow_pickle=False)["X"]
+        return x1.astype(np.float32), x2.astype(np.float32)
+    n = int(name.removeprefix("synth"))
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 3 * np.pi, n)  # a curved 1-D trajectory with 2-D spread
+    latent = np.stack([t * np.cos(t), t * np.sin(t), rng.normal(0, 1, n)], axis=1) / 5
+    a, b = rng.normal(size=(3, 30)), rng.normal(size=(3, 20))
+    x1 = np.tanh(latent @ a) + rng.normal(0, 0.05, (n, 30))
+    x2 = np.log1p(np.exp(latent @ b)) + rng.normal(0, 0.05, (n, 20))
+    return x1.astype(np.float32), x2.astype(np.float32)
+
+
+def run_method(method: str, x1: np.ndarray, x2: np.ndarray) -> float:
+    from magan.metrics import foscttm
+
+    if method == "magan":
+        from magan import MAGAN
+
+        known = np.random.default_rng(1).choice(len(x1), 10, replace=False)
+        model = MAGAN(n_steps=1500, batch_size=128, seed=0, progress=False)
+        model.fit(x1, x2, known_pairs=[(i, i) for i in known])
+        return foscttm(model.transform(x1), x2)
+    if method == "gw_ot":
+        from magan.baselines import gw_ot_align
+
+        return foscttm(gw_ot_align(x1, x2).x1_in_2, x2)
+    if method == "pamona":
+        from pamona import Pamona
+
+        emb, _ = Pamona.Pamona(n_shared=[len(x1)], output_dim=5, verbose=False).run_Pamona(
+            [x1, x2])
+        return foscttm(emb[0], emb[1])
+    if method == "unioncom":
+        from unioncom import UnionCom
+
+        emb = UnionCom.UnionCom(output_dim=5).fit_transform(dataset=[x1, x2])
+        return foscttm(emb[0], emb[1])
+    raise ValueError(method)
+
+
+def worker(dataset: str, method: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    x1, x2 = load(dataset)
+    t0 = time.perf_counter()
+    score = run_method(method, x1, x2)
+    wall = time.perf_counter() - t0
+    print("RESULT " + json.dumps({"foscttm": round(float(score), 4), "wall_s": round(wall, 2)}),
+          flush=True)
+
+
+def hwm(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["scgem", "synth1000", "synth10000"])
+    parser.add_argument("--methods", nargs="+", default=["magan", "gw_ot", "pamona", "unioncom"])
+    parser.add_argument("--cap", type=float, default=600)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(*args.worker, args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    for dataset in args.datasets:
+        n = len(load(dataset)[0])
+        for method in args.methods:
+            cmd = [sys.executable, __file__, "--worker", dataset, method,
+                   "--threads", str(args.threads)]
+            t0, peak = time.perf_counter(), 0
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            status = "ok"
+            while proc.poll() is None:
+                peak = max(peak, hwm(proc.pid))
+                if time.perf_counter() - t0 > args.cap:
+                    proc.kill()
+                    status = f"killed at the {args.cap:.0f} s cap"
+                    break
+                time.sleep(0.2)
+            out, err = proc.communicate()
+            row = {"dataset": dataset, "cells": n, "method": method, "status": status,
+                   "peak_rss_MB": round(peak / 2**20), "threads": args.threads,
+                   "load1": round(os.getloadavg()[0], 2)}
+            lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+            if lines:
+                row.update(json.loads(lines[-1][7:]))
+            elif status == "ok":
+                row["status"] = f"failed (exit {proc.returncode}): {err.strip()[-300:]}"
+            else:
+                row["wall_s"] = f">{args.cap:.0f}"
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
