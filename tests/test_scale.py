@@ -87,6 +87,6 @@ def test_sampler_reads_sorted_rows_and_keeps_order_for_pairs():
     np.testing.assert_array_equal(take_rows(x, [5, 1, 5]), x[[5, 1, 5]])
     s = HostPairSampler(x, x, 8, seed=0, preprocess1=lambda a: a, preprocess2=lambda a: a,
                         device=torch.device("cpu"))
-    b1, b2, p1, p2 = s.sample()
+    b1, _, p1, _ = s.sample()
     assert b1.shape == (8, 2) and p1 is None
     assert (b1[1:, 0] >= b1[:-1, 0]).all()  # sorted reads

@@ -27,9 +27,9 @@ __all__ = [
     "constant_features",
     "drop_nonfinite_rows",
     "host_matrix",
+    "is_out_of_core",
     "iter_chunks",
     "release_rows",
-    "is_out_of_core",
     "resolve_known_pairs",
     "resolve_shared_features",
 ]

@@ -37,9 +37,9 @@ from magan.data import (
     is_out_of_core,
     iter_chunks,
     release_rows,
-    take_rows,
     resolve_known_pairs,
     resolve_shared_features,
+    take_rows,
 )
 from magan.distributed import init_from_env, local_device, rank, shard, world_size
 from magan.errors import (
