@@ -142,8 +142,8 @@ class _Embedder:
         if method not in {"auto", "pca", "umap"}:
             raise ConfigError(f"method must be 'auto', 'pca' or 'umap'. Got {method!r} instead.")
         if method in {"auto", "umap"}:
-            try:
-                import umap  # noqa: F401
+            try:  # an empty or broken `umap` package (no UMAP class) counts as absent
+                from umap import UMAP  # noqa: F401
             except ImportError:
                 if method == "umap":
                     raise ConfigError("method='umap' needs umap-learn (pip install umap-learn); "
@@ -166,9 +166,9 @@ class _Embedder:
         if self.jitter_:
             self.model_ = None
         elif self.method == "umap":
-            import umap
+            from umap import UMAP
 
-            self.model_ = umap.UMAP(n_components=2, random_state=self.seed).fit(Z)
+            self.model_ = UMAP(n_components=2, random_state=self.seed).fit(Z)
         else:
             from sklearn.decomposition import PCA
 
