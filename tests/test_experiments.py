@@ -73,6 +73,9 @@ def test_digits_quick(tmp_path):
 def test_cytof_batch_quick(tmp_path):
     _, m = _quick("cytof-batch", tmp_path)
     assert m["knn_shared"]["impute_pearson"] > 0.5
+    if "harmony" in m:  # harmonypy installed: it mixes the batches in its joint embedding
+        assert "impute_pearson" not in m["harmony"]
+        assert m["harmony"]["mixing"] > m["pca_uncorrected"]["mixing"] + 0.2
 
 
 def test_cytof_panels_quick(tmp_path):
