@@ -190,3 +190,37 @@ def test_scgem_manifold_alignment_with_ten_pairs_beats_chance() -> None:
     score = foscttm(res.x1_embedded, res.x2_embedded)
     print(f"scGEM manifold alignment (10 pairs) FOSCTTM: {score:.3f}")
     assert score < 0.4
+
+
+# --------------------------------------------------------------------------- harmony_align
+
+
+def test_harmony_removes_a_batch_shift_and_keeps_clusters() -> None:
+    pytest.importorskip("harmonypy")
+    from magan.baselines import harmony_align
+    from magan.metrics import label_transfer, mixing_score
+
+    # Two copies of the same 4-cluster data; batch 2 shifted along 3 features.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (4, 10))
+    labels = rng.integers(0, 4, 400)
+    x = centres[labels] + rng.normal(0, 1, (400, 10))
+    x1, x2 = x[:200], x[200:] + np.r_[5.0, -5.0, 3.0, np.zeros(7)]
+    y1, y2 = labels[:200], labels[200:]
+    before = mixing_score(x1, x2)
+    h = harmony_align(x1, x2, n_components=10)
+    assert h.x1_embedded.shape == (200, 10) and h.x2_embedded.shape == (200, 10)
+    after = mixing_score(h.x1_embedded, h.x2_embedded)
+    assert before < 0.1 and after > 0.7, (before, after)
+    # The right clusters met: a kNN on batch 2's labels reads batch 1's correctly.
+    assert label_transfer(h.x1_embedded, h.x2_embedded, y2, y1, k=15).accuracy > 0.95
+
+
+def test_harmony_needs_the_same_features() -> None:
+    pytest.importorskip("harmonypy")
+    from magan.baselines import harmony_align
+
+    with pytest.raises(DataError, match="same features"):
+        harmony_align(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ConfigError, match="n_components"):
+        harmony_align(np.ones((5, 3)), np.ones((5, 3)), n_components=4)

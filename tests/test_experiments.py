@@ -12,7 +12,8 @@ from magan.datasets import find_shared_data
 from magan.experiments import EXPERIMENTS, SPECS, run_experiment
 from magan.experiments._harness import markdown_table, summarise
 
-NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal", "uncertainty"}
+NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal", "cross-modal-eccite",
+              "uncertainty"}
 
 # metric name (suffix) -> allowed range
 RANGES = {
@@ -43,7 +44,7 @@ def _quick(name: str, tmp_path):
 
 def test_registry_and_unknown_name(tmp_path):
     assert set(EXPERIMENTS) == {"gaussians", "digits", "cytof-batch", "cytof-panels",
-                                "cross-modal", "uncertainty"}
+                                "cross-modal", "cross-modal-eccite", "uncertainty"}
     assert SPECS["gaussians"].default_seeds == 10
     with pytest.raises(KeyError, match="unknown experiment"):
         run_experiment("nope", [0], tmp_path)
@@ -73,6 +74,9 @@ def test_digits_quick(tmp_path):
 def test_cytof_batch_quick(tmp_path):
     _, m = _quick("cytof-batch", tmp_path)
     assert m["knn_shared"]["impute_pearson"] > 0.5
+    if "harmony" in m:  # harmonypy installed: it mixes the batches in its joint embedding
+        assert "impute_pearson" not in m["harmony"]
+        assert m["harmony"]["mixing"] > m["pca_uncorrected"]["mixing"] + 0.2
 
 
 def test_cytof_panels_quick(tmp_path):
@@ -86,6 +90,13 @@ def test_cross_modal_quick(tmp_path):
     # 10 known pairs put MAGAN well below chance (0.5) even after 200 steps.
     assert m["magan"]["foscttm"] < 0.4
     assert "pair_error" not in m["manifold_alignment"]  # an embedding, not x2's space
+
+
+def test_cross_modal_eccite_quick(tmp_path):
+    _, m = _quick("cross-modal-eccite", tmp_path)
+    assert set(m) == {"magan", "plain_gan", "manifold_alignment"}
+    assert m["manifold_alignment"]["foscttm_12"] == m["manifold_alignment"]["foscttm_21"]
+    assert "pair_error_12" in m["magan"] and "pair_error_12" not in m["manifold_alignment"]
 
 
 def test_uncertainty_quick(tmp_path):

@@ -7,9 +7,12 @@ domains in a common space), ready for :mod:`magan.metrics`:
 - :func:`knn_impute_shared`: features measured in both panels (MARIO / CytoBackBone idea);
 - :func:`manifold_alignment`: a few known cell pairs (Ham, Lee & Saul 2005);
 - :func:`gw_ot_align`: nothing shared at all, only the shape of each domain (SCOT, Demetci et
-  al. 2022).
+  al. 2022);
+- :func:`harmony_align`: the same features in both (batches of one panel): a joint PCA corrected
+  by Harmony (Korsunsky et al. 2019), through the harmonypy package.
 
-All are written from the papers' equations; none copies another project's code.
+The first three are written from the papers' equations; none copies another project's code.
+Harmony calls harmonypy (GPL-3.0-or-later, optional: imported only inside the function).
 """
 
 from __future__ import annotations
@@ -340,3 +343,68 @@ def _l2_rows(x: np.ndarray) -> np.ndarray:
 
 def _is_coupling(t: np.ndarray) -> bool:
     return bool(np.isfinite(t).all() and (t.sum(axis=1) > 0).all())
+
+
+# --------------------------------------------------------------------------- same panel
+
+
+class HarmonyAlignment(NamedTuple):
+    """Both domains in Harmony's corrected PCA space (n1 x c and n2 x c)."""
+
+    x1_embedded: np.ndarray
+    x2_embedded: np.ndarray
+
+
+def harmony_align(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    *,
+    n_components: int = 20,
+    standardize: bool = True,
+    theta: float = 2.0,
+    random_state: int = 0,
+    ncores: int = 1,
+) -> HarmonyAlignment:
+    """Correct a batch effect between two batches of the same panel with Harmony.
+
+    Why: for replicate batches (same markers, different days or donors) the usual tool is not a
+    translation but a joint embedding in which the batch no longer separates cells. Following
+    Harmony's standard use: stack ``[x1; x2]`` (same columns), centre (and, if ``standardize``,
+    scale to unit variance) each column over the joint data, take the first ``n_components``
+    principal components, and run ``harmonypy.run_harmony`` with the batch (1 or 2) as the only
+    covariate and diversity penalty ``theta``. Returns the corrected components split back into
+    the two batches. Unlike MAGAN's G12, the result is not domain 2's feature space: compare
+    the two in the shared space (e.g. a kNN trained on the ``x2_embedded`` labels, mixing).
+    """
+    try:
+        import harmonypy
+    except ImportError as err:  # optional dependency: only this baseline needs it
+        raise ImportError("harmony_align needs the harmonypy package: pip install harmonypy") \
+            from err
+
+    a = _as_matrix(x1, "x1", min_rows=2)
+    b = _as_matrix(x2, "x2", min_rows=2)
+    if a.shape[1] != b.shape[1]:
+        raise DataError(
+            f"harmony_align needs the same features in both batches; x1 has {a.shape[1]}, "
+            f"x2 has {b.shape[1]}"
+        )
+    if not 1 <= n_components <= a.shape[1]:
+        raise ConfigError(
+            f"The 'n_components' parameter of harmony_align must be an int in "
+            f"[1, {a.shape[1]}] (the number of features). Got {n_components!r} instead."
+        )
+    x = np.vstack([a, b])
+    x = x - x.mean(axis=0)
+    if standardize:
+        sd = x.std(axis=0)
+        x = x / np.where(sd > 0, sd, 1.0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    pcs = u[:, :n_components] * s[:n_components]
+    batch = np.array(["1"] * a.shape[0] + ["2"] * b.shape[0])
+    h = harmonypy.run_harmony(pcs, {"batch": batch}, ["batch"], theta=theta,
+                              random_state=random_state, verbose=False, ncores=ncores)
+    z = np.asarray(h.Z_corr, dtype=np.float64)
+    if z.shape[0] != x.shape[0]:  # harmonypy < 0.1 returns components x cells
+        z = z.T
+    return HarmonyAlignment(z[: a.shape[0]], z[a.shape[0]:])

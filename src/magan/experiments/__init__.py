@@ -21,12 +21,15 @@ _MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", 
 SPECS: dict[str, Experiment] = {}
 for _mod in _MODULES:
     try:
-        _exp = importlib.import_module(f"magan.experiments.{_mod}").EXPERIMENT
+        _module = importlib.import_module(f"magan.experiments.{_mod}")
     except ModuleNotFoundError as _err:  # an experiment not written yet
         if _err.name != f"magan.experiments.{_mod}":
             raise
         continue
-    SPECS[_exp.name] = _exp
+    # A module may define more than one (EXPERIMENT, EXPERIMENT_<DATASET>), in that order.
+    for _attr in sorted(a for a in vars(_module) if a.startswith("EXPERIMENT")):
+        _exp = getattr(_module, _attr)
+        SPECS[_exp.name] = _exp
 EXPERIMENTS: dict[str, Callable[[int, bool], dict]] = {k: v.run for k, v in SPECS.items()}
 
 

@@ -20,7 +20,14 @@ Part B, levine32 donors H1 vs H2 (32 markers, arcsinh(x/5), all shared):
 Baselines: ``no_alignment`` (Day1/H1 as measured, compared directly with Day2/H2) and
 ``knn_shared`` (each source cell replaced by the mean of its 10 nearest target cells on the
 shared markers; for imputation, each Day2 cell gets the mean marker value of its 10 nearest
-Day1 cells on the shared markers). Harmony is not installed here, so it is not a row.
+Day1 cells on the shared markers).
+
+``harmony`` (``baselines.harmony_align``: joint PCA of the markers as measured, all of them,
+standardised, 20 components, batch as covariate, ``random_state=seed``) gives a joint embedding,
+not Day2's marker space, so it has only the metrics defined in a shared space: label transfer
+with the kNN fit on the Day2 (H2) cells *of that embedding*, and mixing there. It imputes
+nothing (no ``impute_pearson``). ``pca_uncorrected`` is the same joint PCA without Harmony: the
+"before" for Harmony in its own space. The row needs harmonypy (skipped without it).
 """
 
 from __future__ import annotations
@@ -29,19 +36,54 @@ from typing import Any
 
 import numpy as np
 
-from magan.baselines import knn_impute_shared
+from magan.baselines import harmony_align, knn_impute_shared
 from magan.experiments._harness import Experiment, Metrics, load_npz, make_gan
 from magan.metrics import label_transfer, marker_correlation, mixing_score
 
 VARIANTS = ("magan", "magan_paper", "plain_gan")
 COFACTOR = 5.0
 MIN_CLASS = 0.2
+HARMONY_COMPONENTS = 20
 
 
 def settings(quick: bool) -> dict[str, Any]:
     return {"n_steps": 200 if quick else 1000, "variants": list(VARIANTS),
             "levine": not quick, "cofactor": COFACTOR, "knn_k": 15,
+            "harmony": {"n_components": HARMONY_COMPONENTS, "standardize": True, "theta": 2.0,
+                        "random_state": "seed", "available": _has_harmony()},
             "knockout_rule": "max Otsu between/total variance on Day1, both classes >= 20%"}
+
+
+def _has_harmony() -> bool:
+    try:
+        import harmonypy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def joint_pca(x1: np.ndarray, x2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The PCA ``harmony_align`` starts from (standardised over both batches), uncorrected."""
+    x = np.vstack([x1, x2]).astype(np.float64)
+    x = x - x.mean(axis=0)
+    sd = x.std(axis=0)
+    x = x / np.where(sd > 0, sd, 1.0)
+    u, sv, _ = np.linalg.svd(x, full_matrices=False)
+    z = u[:, :n] * sv[:n]
+    return z[: len(x1)], z[len(x1):]
+
+
+def _harmony_rows(out: Metrics, a: np.ndarray, b: np.ndarray, ya, yb, prefix: str,
+                  seed: int, mixing: bool) -> None:
+    """Add ``pca_uncorrected`` and ``harmony`` scores (label transfer, mixing) to ``out``."""
+    n = min(HARMONY_COMPONENTS, a.shape[1])
+    h = harmony_align(a, b, n_components=n, random_state=seed)
+    for name, (za, zb) in (("pca_uncorrected", joint_pca(a, b, n)),
+                           ("harmony", (h.x1_embedded, h.x2_embedded))):
+        r = _align_scores(za, zb, ya, yb, prefix)
+        if mixing:
+            r["mixing"] = mixing_score(za, zb)
+        out.setdefault(name, {}).update(r)
 
 
 def otsu(v: np.ndarray) -> tuple[float, float, float]:
@@ -117,6 +159,8 @@ def run(seed: int, quick: bool = False) -> Metrics:
         fit_kw = {} if variant == "plain_gan" else {"shared_features": shared}
         model.fit(x1, x2, **fit_kw)
         out[variant] = shaham_scores(model.transform(x1), model.inverse_transform(x2)[:, m])
+    if s["harmony"]["available"]:
+        _harmony_rows(out, x1, x2, y1, y2, "cd8", seed, mixing=True)
     # which marker the rule picked (not a method; kept out of the tables)
     out["_knockout"] = {"marker_index": float(m), "otsu_ratio_day1": otsu(x1[:, m])[1]}
 
@@ -131,6 +175,8 @@ def run(seed: int, quick: bool = False) -> Metrics:
             fit_kw = {} if variant == "plain_gan" else {"shared_features": all_shared}
             model.fit(l1, l2, **fit_kw)
             out[variant].update(_align_scores(model.transform(l1), l2, ly1, ly2, "levine"))
+        if s["harmony"]["available"]:
+            _harmony_rows(out, l1, l2, ly1, ly2, "levine", seed, mixing=False)
     return out
 
 
