@@ -326,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
                        description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
-                                   "cross-modal, uncertainty (real data from ../shared/data).")
+                                   "cross-modal, cross-modal-eccite, uncertainty (real data from "
+                                   "../shared/data).")
     p.add_argument("name")
     p.add_argument("--seeds", type=int, default=None,
                    help="number of seeds, 0..N-1 (default: 10 for gaussians, 5 otherwise)")
