@@ -125,18 +125,26 @@ def _eccite_scores(x1_in_2, x2_in_1, x1, x2, y, ev, translated: bool) -> dict[st
     return out
 
 
+def _known_pairs(n: int, seed: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """``N_PAIRS`` seeded row pairs (i, i) as known pairs, and the rows left for evaluation."""
+    paired = np.random.default_rng(seed).choice(n, N_PAIRS, replace=False)
+    return [(int(i), int(i)) for i in paired], np.setdiff1d(np.arange(n), paired)
+
+
+def _fit_gan(variant: str, seed: int, n_steps: int, x1: np.ndarray, x2: np.ndarray,
+             pairs: list[tuple[int, int]]):
+    """Fit one GAN row; the plain GAN gets no known pairs (it is the ablation)."""
+    model = make_gan(variant, seed, n_steps)
+    return model.fit(x1, x2, **({} if variant == "plain_gan" else {"known_pairs": pairs}))
+
+
 def run_eccite(seed: int, quick: bool = False) -> Metrics:
     s = settings_eccite(quick)
     x1, x2, y = load_eccite()
-    n = len(y)
-    paired = np.random.default_rng(seed).choice(n, N_PAIRS, replace=False)
-    ev = np.setdiff1d(np.arange(n), paired)
-    pairs = [(int(i), int(i)) for i in paired]
+    pairs, ev = _known_pairs(len(y), seed)
     out: Metrics = {}
     for variant in s["variants"]:
-        model = make_gan(variant, seed, s["n_steps"])
-        fit_kw = {} if variant == "plain_gan" else {"known_pairs": pairs}
-        model.fit(x1, x2, **fit_kw)
+        model = _fit_gan(variant, seed, s["n_steps"], x1, x2, pairs)
         out[variant] = _eccite_scores(model.transform(x1), model.inverse_transform(x2), x1, x2,
                                       y, ev, True)
     ma = manifold_alignment(zscore(x1), zscore(x2), pairs, n_components=5, mu=1.0, k=10,
@@ -166,17 +174,11 @@ def _scores(x1_in_2: np.ndarray, x2: np.ndarray, y: np.ndarray, ev: np.ndarray,
 def run(seed: int, quick: bool = False) -> Metrics:
     s = settings(quick)
     x1, x2, y = load_scgem()
-    n = len(y)
-    rng = np.random.default_rng(seed)
-    paired = rng.choice(n, N_PAIRS, replace=False)
-    ev = np.setdiff1d(np.arange(n), paired)
-    pairs = [(int(i), int(i)) for i in paired]
+    pairs, ev = _known_pairs(len(y), seed)
 
     out: Metrics = {}
     for variant in s["variants"]:
-        model = make_gan(variant, seed, s["n_steps"])
-        fit_kw = {} if variant == "plain_gan" else {"known_pairs": pairs}
-        model.fit(x1, x2, **fit_kw)
+        model = _fit_gan(variant, seed, s["n_steps"], x1, x2, pairs)
         out[variant] = _scores(model.transform(x1), x2, y, ev, x2)
     ma = manifold_alignment(zscore(x1), zscore(x2), pairs, n_components=5, mu=1.0, k=10,
                             random_state=seed)
