@@ -418,8 +418,6 @@ class MAGAN:
             if resume:
                 ckpt.restore(trainer)
             callback = ckpt
-        elif resume:
-            raise ConfigError("resume=True needs checkpoint_dir")
         self.history_ = trainer.run(self.n_steps, log_every=self.log_every,
                                     progress=self.progress, callback=callback)
         if not all(torch.isfinite(p).all() for p in module.parameters()):
