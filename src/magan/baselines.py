@@ -68,6 +68,15 @@ def _as_pairs(pairs: Iterable[Sequence[int]], n1: int, n2: int, name: str, what:
 # --------------------------------------------------------------------------- shared features
 
 
+
+def _check_choice(value: object, name: str, func: str, choices: tuple[str, ...]) -> None:
+    """One message shape for string options: "The 'x' parameter of f must be 'a' or 'b'."."""
+    if value not in choices:
+        options = " or ".join(repr(c) for c in choices)
+        raise ConfigError(f"The {name!r} parameter of {func} must be {options}. "
+                          f"Got {value!r} instead.")
+
+
 def knn_impute_shared(
     x1: np.ndarray,
     x2: np.ndarray,
@@ -156,11 +165,7 @@ def manifold_alignment(
     a = _as_matrix(x1, "x1", min_rows=2)
     b = _as_matrix(x2, "x2", min_rows=2)
     pairs = _as_pairs(known_pairs, a.shape[0], b.shape[0], "known_pairs", "row")
-    if weights not in ("heat", "connectivity"):
-        raise ConfigError(
-            "The 'weights' parameter of manifold_alignment must be 'heat' or 'connectivity'. "
-            f"Got {weights!r} instead."
-        )
+    _check_choice(weights, "weights", "manifold_alignment", ("heat", "connectivity"))
     if not mu > 0:
         raise ConfigError(f"The 'mu' parameter must be a positive float. Got {mu!r} instead.")
     n1, n2 = a.shape[0], b.shape[0]
@@ -285,16 +290,8 @@ def gw_ot_align(
 
     a = _as_matrix(x1, "x1", min_rows=2)
     b = _as_matrix(x2, "x2", min_rows=2)
-    if distance not in ("geodesic", "correlation"):
-        raise ConfigError(
-            "The 'distance' parameter of gw_ot_align must be 'geodesic' or 'correlation'. "
-            f"Got {distance!r} instead."
-        )
-    if mode not in ("connectivity", "distance"):
-        raise ConfigError(
-            "The 'mode' parameter of gw_ot_align must be 'connectivity' or 'distance'. "
-            f"Got {mode!r} instead."
-        )
+    _check_choice(distance, "distance", "gw_ot_align", ("geodesic", "correlation"))
+    _check_choice(mode, "mode", "gw_ot_align", ("connectivity", "distance"))
     if not epsilon > 0:
         raise ConfigError(f"The 'epsilon' parameter must be a positive float. Got {epsilon!r}.")
     if normalize:

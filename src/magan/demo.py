@@ -22,6 +22,7 @@ import numpy as np
 from magan.baselines import knn_impute_shared
 from magan.datasets import GAUSSIAN_CENTRES2, cytof_batches, three_gaussians
 from magan.estimator import MAGAN
+from magan.io import write_text_atomic
 from magan.metrics import label_transfer, marker_correlation
 from magan.preprocessing import Arcsinh
 
@@ -191,9 +192,7 @@ def run_demo(out: Path, *, quick: bool = False, progress: bool = True) -> dict[s
         "quick": quick,
     }
     summary["gaussians"]["expected"] = gauss["expected"]
-    tmp = out / ".demo.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=float))
-    tmp.replace(out / "demo.json")
+    write_text_atomic(out / "demo.json", json.dumps(summary, indent=2, default=float))
     _figure(gauss, cytof, out / "demo.png")
     print(f"\nwrote {out / 'demo.json'} and {out / 'demo.png'}")
     return summary

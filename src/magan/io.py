@@ -852,17 +852,23 @@ def write(adata: ad.AnnData, path: PathLike, *, overwrite: bool = False) -> Path
     return path
 
 
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically (temporary file, then rename): a run summary
-    is never left half-written by a crash or a full disk."""
+def write_text_atomic(path: PathLike, text: str, *, overwrite: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename): a summary or report
+    is never left half-written by a crash or a full disk. With ``overwrite=False`` an existing
+    ``path`` (even one that appears meanwhile) raises OutputExistsError."""
     path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         _set_default_mode(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

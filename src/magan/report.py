@@ -26,7 +26,6 @@ import html
 import io as _io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from magan.errors import ConfigError, DataError, FileFormatError, OutputExistsError
+from magan.io import write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -346,33 +346,6 @@ def _load_model(run_dir: Path) -> MAGAN:
     return MAGAN.load(model_dir, device="cpu")
 
 
-def _write_atomic(text: str, path: Path, overwrite: bool) -> None:
-    """Write beside ``path`` then move into place; never replace a file unless ``overwrite``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if os.name == "posix":
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)  # atomic and fails if something appeared at path meanwhile
-        except FileExistsError:
-            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-        except OSError:  # a filesystem without hard links
-            if path.exists():
-                raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it"
-                                        ) from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_report(
     run_dir: str | os.PathLike | None,
     out_path: str | os.PathLike | None = None,
@@ -455,5 +428,5 @@ def write_report(
     text = render_html(model, x1=x1, x2=x2, labels1=labels1, labels2=labels2,
                        known_pairs=known_pairs, metrics=all_metrics, title=title, run_dir=run,
                        notes=notes, method=method, dpi=dpi)
-    _write_atomic(text, out, overwrite)
+    write_text_atomic(out, text, overwrite=overwrite)
     return out
