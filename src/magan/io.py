@@ -39,7 +39,7 @@ import tempfile
 import warnings
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -837,19 +837,7 @@ def write(adata: ad.AnnData, path: PathLike, *, overwrite: bool = False) -> Path
         raise FileNotFoundError(f"{path.parent}: the output folder does not exist")
 
     writer = {".h5ad": _write_h5ad, ".csv": _write_csv, ".fcs": _write_fcs}[fmt]
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{fmt}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        writer(adata, tmp, path)
-        _set_default_mode(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_no_clobber(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _write_via_temp(path, lambda tmp: writer(adata, tmp, path), overwrite, suffix=fmt)
 
 
 def write_text_atomic(path: PathLike, text: str, *, overwrite: bool = True) -> Path:
@@ -859,11 +847,21 @@ def write_text_atomic(path: PathLike, text: str, *, overwrite: bool = True) -> P
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return _write_via_temp(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+
+
+def _write_via_temp(
+    path: Path, fill: Callable[[Path], object], overwrite: bool, suffix: str = ""
+) -> Path:
+    """``fill`` a temporary file beside ``path``, then move it into place: replacing ``path``
+    if ``overwrite``, else only if nothing is there (even something that appeared meanwhile).
+    The temporary file is removed whatever happens."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
+                                    dir=path.parent)
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        fill(tmp)
         _set_default_mode(tmp)
         if overwrite:
             os.replace(tmp, path)
