@@ -73,6 +73,14 @@ class MAGANModule(nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
         """One pass of both generators and both cycles; shapes (b1, d1) and (b2, d2)."""
-        x12 = self.g12(x1)  # (b1, d2): x1 translated into domain 2
-        x21 = self.g21(x2)  # (b2, d1)
-        return {"x12": x12, "x21": x21, "x121": self.g21(x12), "x212": self.g12(x21)}
+        return translate_both(self.g12, self.g21, x1, x2)
+
+
+def translate_both(
+    g12: nn.Module, g21: nn.Module, x1: torch.Tensor, x2: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Both translations and both cycle reconstructions. Takes the generators as arguments so
+    the trainer can pass them wrapped in DistributedDataParallel."""
+    x12 = g12(x1)  # (b1, d2): x1 translated into domain 2
+    x21 = g21(x2)  # (b2, d1)
+    return {"x12": x12, "x21": x21, "x121": g21(x12), "x212": g12(x21)}

@@ -26,7 +26,7 @@ from magan.data import PairSampler
 from magan.distributed import is_distributed, is_main_process, rank, world_size
 from magan.errors import DataError, DivergenceError
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
-from magan.nn import MAGANModule
+from magan.nn import MAGANModule, translate_both
 
 __all__ = ["LossWeights", "Trainer", "resolve_device"]
 
@@ -126,8 +126,7 @@ class Trainer:
         m, w = self.module, self.weights
         x1, x2, p1, p2 = self.sampler.sample()
 
-        x12, x21 = self.g12(x1), self.g21(x2)
-        out = {"x12": x12, "x21": x21, "x121": self.g21(x12), "x212": self.g12(x21)}
+        out = translate_both(self.g12, self.g21, x1, x2)
         adv12 = generator_adversarial_loss(_frozen(m.d2, out["x12"]))
         adv21 = generator_adversarial_loss(_frozen(m.d1, out["x21"]))
         cyc1 = cycle_loss(x1, out["x121"])
@@ -143,13 +142,11 @@ class Trainer:
         self.opt_g.step()
 
         # One forward per discriminator over [real, fake, reconstructed], then split.
-        b1, b2 = len(x1), len(x2)
-        x21, x12 = out["x21"].detach(), out["x12"].detach()
-        parts1 = [x1, x21] + ([out["x121"].detach()] if self.manifold_augmentation else [])
-        parts2 = [x2, x12] + ([out["x212"].detach()] if self.manifold_augmentation else [])
+        b1, b2, aug = len(x1), len(x2), self.manifold_augmentation
+        parts1 = [x1, out["x21"].detach()] + ([out["x121"].detach()] if aug else [])
+        parts2 = [x2, out["x12"].detach()] + ([out["x212"].detach()] if aug else [])
         logits1 = self.d1(torch.cat(parts1))  # rows: [b1 real | b2 fake | b1 reconstructed]
         logits2 = self.d2(torch.cat(parts2))  # rows: [b2 real | b1 fake | b2 reconstructed]
-        aug = self.manifold_augmentation
         d1_loss = discriminator_loss(
             logits1[:b1], logits1[b1:b1 + b2], logits1[b1 + b2:] if aug else None
         )
