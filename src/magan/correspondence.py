@@ -28,7 +28,9 @@ __all__ = [
     "KnownPairs",
     "Relation",
     "SharedFeatures",
+    "TransportPairs",
     "correlated",
+    "sinkhorn",
 ]
 
 
@@ -178,3 +180,83 @@ def correlated(
         return 1.0 - sign * r
 
     return loss
+
+
+def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between rows, (len(a), len(b)), differentiable, >= 0."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return d.clamp_min(0.0)
+
+
+def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tensor:
+    """Entropic optimal transport plan between two uniform minibatches (log-domain Sinkhorn).
+
+    ``epsilon`` is relative to the mean cost (so it does not depend on the data's units);
+    the plan sums to 1, each column to 1/len(columns) exactly and each row to 1/len(rows) up
+    to the convergence reached in ``n_iter`` iterations (measured on 256 x 256 Gaussian
+    minibatches, 50 iterations: rows within 0.2% at epsilon 0.05, 2.4% at 0.02, 12% at 0.01,
+    which is soft enough for pseudo-pairs). Log-domain updates stay finite for small
+    ``epsilon``, where the plain kernel underflows.
+    """
+    n, m = cost.shape
+    scaled = -cost / (epsilon * cost.mean().clamp_min(1e-12))
+    log_a = torch.full((n,), -float(np.log(n)), dtype=cost.dtype, device=cost.device)
+    log_b = torch.full((m,), -float(np.log(m)), dtype=cost.dtype, device=cost.device)
+    u = torch.zeros_like(log_a)
+    v = torch.zeros_like(log_b)
+    for _ in range(n_iter):
+        u = log_a - torch.logsumexp(scaled + v[None, :], dim=1)
+        v = log_b - torch.logsumexp(scaled + u[:, None], dim=0)
+    return torch.exp(scaled + u[:, None] + v[None, :])
+
+
+class TransportPairs(nn.Module):
+    """Soft pseudo-pairs from minibatch optimal transport, used like known pairs.
+
+    Why: one known pair, or a few shared markers, pin few cells; the adversarial term matches
+    distributions but not cells. Each step, an entropic OT plan P between the minibatch's x1
+    and x2 cells (Sinkhorn, O(b^2) per step, so linear in the number of cells over a run)
+    says which cells are likely partners, and the generators regress onto them::
+
+        loss = sum_ij P_ij (|G12(x1_i) - x2_j|^2 / d2 + |G21(x2_j) - x1_i|^2 / d1)
+
+    i.e. G12(x1_i) is pulled to the P-weighted mean of its partners. Unlike the cycle loss,
+    G21 is trained on *real* domain-2 inputs, so it cannot rely on codes hidden in G12's
+    outputs. The plan is a constant (no gradient through Sinkhorn).
+
+    ``cost`` says what P is computed from:
+    - ``"translation"``: how far each translation lands from each cell, both directions
+      (|G12(x1_i) - x2_j|^2/d2 + |G21(x2_j) - x1_i|^2/d1), with the current generators. It
+      uses everything the other terms taught them, shared features and known pairs included.
+    - ``"shared"``: the shared features only, compared as :class:`SharedFeatures` does (needs
+      ``shared``): a kNN-like matching on the markers both panels measured.
+    """
+
+    name = "transport_pairs"
+
+    def __init__(self, epsilon: float = 0.05, cost: str = "translation",
+                 shared: SharedFeatures | None = None, n_iter: int = 50) -> None:
+        super().__init__()
+        if cost not in {"translation", "shared"}:
+            raise ConfigError(f"transport cost must be 'translation' or 'shared', got {cost!r}")
+        if cost == "shared" and shared is None:
+            raise ConfigError("transport cost 'shared' needs shared features")
+        if not epsilon > 0:
+            raise ConfigError(f"transport epsilon must be > 0, got {epsilon!r}")
+        self.epsilon, self.cost, self.shared, self.n_iter = float(epsilon), cost, shared, n_iter
+
+    def plan(self, batch: CorrespondenceBatch) -> torch.Tensor:
+        with torch.no_grad():
+            if self.cost == "shared":
+                s = self.shared
+                c = _sq_distances(batch.x1[:, s.i] * s.a12 + s.b12, batch.x2[:, s.j])
+            else:
+                c = (_sq_distances(batch.x12, batch.x2) / batch.x2.shape[1]
+                     + _sq_distances(batch.x1, batch.x21) / batch.x1.shape[1])
+            return sinkhorn(c, self.epsilon, self.n_iter)
+
+    def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:
+        p = self.plan(batch)
+        d12 = _sq_distances(batch.x12, batch.x2) / batch.x2.shape[1]
+        d21 = _sq_distances(batch.x1, batch.x21) / batch.x1.shape[1]
+        return (p * (d12 + d21)).sum()

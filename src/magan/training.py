@@ -82,6 +82,7 @@ class Trainer:
         generator_lr: float = 1e-3,
         discriminator_lr: float = 1e-3,
         adam_betas: tuple[float, float] = (0.5, 0.99),
+        generator_ema: float | None = None,
     ) -> None:
         self.module = module
         self.sampler = sampler
@@ -96,6 +97,16 @@ class Trainer:
         self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr,
                                       betas=adam_betas, **fused)
         self.step_count = 0
+        # Exponential moving average of the generators' weights (torch's AveragedModel): the
+        # adversarial game keeps the live weights circling; their average is a cheap ensemble
+        # over the last ~1/(1 - decay) steps. Used for the fitted model, never for training.
+        self.ema = None
+        if generator_ema is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = nn.ModuleList(
+                AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(generator_ema))
+                for g in (module.g12, module.g21))
         # Under torch.distributed, each network is wrapped in DistributedDataParallel (which
         # broadcasts rank 0's initial weights and all-reduces gradients). The generator step
         # scores translations with the discriminators' weights detached (see _frozen), so the
@@ -140,6 +151,9 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
+        if self.ema is not None:
+            for avg, net in zip(self.ema, (m.g12, m.g21)):
+                avg.update_parameters(net)
 
         # One forward per discriminator over [real, fake, reconstructed], then split.
         b1, b2, aug = len(x1), len(x2), self.manifold_augmentation
@@ -234,6 +248,15 @@ class Trainer:
         return pd.DataFrame(data, columns=self.loss_names,
                             index=pd.RangeIndex(1, len(data) + 1, name="step"))
 
+    def use_average(self) -> None:
+        """Copy the averaged generator weights into the module (end of training)."""
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            for avg, net in zip(self.ema, (self.module.g12, self.module.g21)):
+                for p_avg, p in zip(avg.module.parameters(), net.parameters()):
+                    p.copy_(p_avg)
+
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: weights, optimizers, RNG, history."""
@@ -246,6 +269,7 @@ class Trainer:
             "step": self.step_count,
             "sampler_rng": self._gather_rng_states(),
             "history": torch.as_tensor(hist, dtype=torch.float32),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def _gather_rng_states(self) -> torch.Tensor:
@@ -264,6 +288,11 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_count = int(state["step"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise DataError("checkpoint has no generator average; resume with the same "
+                                "generator_ema setting")
+            self.ema.load_state_dict(state["ema"])
         rng = state["sampler_rng"]
         if rng.ndim == 2:  # one row per rank, written by a distributed run
             if len(rng) != world_size():

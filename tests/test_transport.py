@@ -1,0 +1,174 @@
+"""Minibatch optimal-transport pseudo-pairs and generator averaging (issue 9's additions)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from magan import MAGAN
+from magan.correspondence import (
+    CorrespondenceBatch,
+    SharedFeatures,
+    TransportPairs,
+    sinkhorn,
+)
+from magan.errors import ConfigError
+from magan.nn import MAGANModule, NetworkConfig
+from magan.training import Trainer
+
+
+def test_sinkhorn_meets_both_marginals_and_is_finite_at_small_epsilon():
+    torch.manual_seed(0)
+    cost = torch.rand(7, 5) * 1e3  # units must not matter: epsilon is relative
+    for eps, n_iter in ((1.0, 50), (0.05, 500)):
+        plan = sinkhorn(cost, eps, n_iter=n_iter)
+        np.testing.assert_allclose(plan.sum(1).numpy(), np.full(7, 1 / 7), rtol=1e-3)
+        np.testing.assert_allclose(plan.sum(0).numpy(), np.full(5, 1 / 5), rtol=1e-4)
+    # Far below what converges in 50 iterations: still finite, columns still exact.
+    plan = sinkhorn(cost, 1e-4)
+    assert torch.isfinite(plan).all()
+    np.testing.assert_allclose(plan.sum(0).numpy(), np.full(5, 1 / 5), rtol=1e-4)
+
+
+def test_sinkhorn_recovers_a_permutation_when_sharp():
+    torch.manual_seed(0)
+    x = torch.randn(12, 3)
+    perm = torch.randperm(12)
+    cost = torch.cdist(x, x[perm]) ** 2
+    plan = sinkhorn(cost, 1e-3, n_iter=200)
+    # cell i of x matches column j where x[perm][j] == x[i], i.e. perm[j] == i
+    np.testing.assert_array_equal(plan.argmax(1).numpy(), torch.argsort(perm).numpy())
+    blurred = sinkhorn(cost, 10.0)
+    assert blurred.max() < plan.max()  # a large epsilon spreads the plan
+
+
+def _batch(module: MAGANModule, x1: torch.Tensor, x2: torch.Tensor) -> CorrespondenceBatch:
+    out = module(x1, x2)
+    return CorrespondenceBatch(x1, x2, out["x12"], out["x21"])
+
+
+def test_transport_pairs_by_hand_and_gradients_reach_generators_only():
+    torch.manual_seed(0)
+    module = MAGANModule(NetworkConfig(3, 2, (8,), (8,)))
+    x1, x2 = torch.randn(6, 3), torch.randn(5, 2)
+    batch = _batch(module, x1, x2)
+    term = TransportPairs(epsilon=0.05)
+    plan = term.plan(batch)
+    d12 = torch.cdist(batch.x12, x2) ** 2 / 2
+    d21 = torch.cdist(x1, batch.x21) ** 2 / 3
+    expected = (plan * (d12 + d21)).sum()
+    loss = term(batch, module)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    loss.backward()
+    assert all(p.grad is not None for p in module.g12.parameters())
+    assert all(p.grad is None for p in module.discriminators())
+
+
+def test_transport_on_shared_features_matches_cells_by_their_shared_values():
+    # x2's first feature is x1's first feature, rows shuffled: the shared cost alone must pair
+    # each cell with its shuffled self, whatever the generators do.
+    torch.manual_seed(0)
+    x1 = torch.randn(10, 2)
+    perm = torch.randperm(10)
+    x2 = torch.stack([x1[perm, 0], torch.randn(10)], 1)
+    module = MAGANModule(NetworkConfig(2, 2, (4,), (4,)))
+    term = TransportPairs(epsilon=1e-3, cost="shared", shared=SharedFeatures([(0, 0)]))
+    plan = term.plan(_batch(module, x1, x2))
+    np.testing.assert_array_equal(plan.argmax(1).numpy(), torch.argsort(perm).numpy())
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"cost": "nearest"}, "translation"),
+    ({"cost": "shared"}, "needs shared"),
+    ({"epsilon": 0.0}, "epsilon"),
+])
+def test_transport_pairs_refuses_bad_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TransportPairs(**kwargs)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"transport_cost": "nearest"}, "transport_cost"),
+    ({"transport_epsilon": 0}, "transport_epsilon"),
+    ({"transport_epsilon": float("nan")}, "transport_epsilon"),
+    ({"transport_pairs_weight": -1}, "transport_pairs_weight"),
+    ({"generator_ema": 1.0}, "generator_ema"),
+    ({"generator_ema": True}, "generator_ema"),
+])
+def test_estimator_refuses_bad_transport_and_average_settings(toy_data, fast_params, params,
+                                                             match):
+    x1, x2 = toy_data
+    with pytest.raises(ConfigError, match=match):
+        MAGAN(**{**fast_params, **params}).fit(x1, x2, shared_features=[(0, 0)])
+
+
+def test_transport_shared_cost_without_shared_features_is_refused(toy_data, fast_params):
+    x1, x2 = toy_data
+    with pytest.raises(ConfigError, match="needs shared_features"):
+        MAGAN(**fast_params, transport_cost="shared").fit(x1, x2, known_pairs=[(0, 0)])
+
+
+def _terms(model: MAGAN) -> list[str]:
+    return [c for c in model.history_.columns if c in
+            {"shared_features", "known_pairs", "transport_pairs"}]
+
+
+def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence(
+        toy_data, fast_params):
+    x1, x2 = toy_data
+    assert _terms(MAGAN(**fast_params).fit(x1, x2, shared_features=[(0, 0)])) == [
+        "shared_features", "transport_pairs"]
+    assert _terms(MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])) == [
+        "known_pairs", "transport_pairs"]
+    paper = MAGAN.paper(**{**fast_params, "generator_widths": (8,),
+                           "discriminator_widths": (8,)})
+    assert _terms(paper.fit(x1, x2, shared_features=[(0, 0)])) == ["shared_features"]
+    with pytest.warns(UserWarning, match="plain GAN"):
+        assert _terms(MAGAN(**fast_params).fit(x1, x2)) == []
+
+
+def test_averaged_generators_are_what_the_model_keeps(toy_data, fast_params):
+    x1, x2 = toy_data
+    live = MAGAN(**{**fast_params, "generator_ema": None}).fit(x1, x2, shared_features=[(0, 0)])
+    avg = MAGAN(**{**fast_params, "generator_ema": 0.9}).fit(x1, x2, shared_features=[(0, 0)])
+    # Same seed, same training trajectory (the average never feeds back): same losses...
+    np.testing.assert_allclose(live.history_.to_numpy(), avg.history_.to_numpy(), rtol=1e-5)
+    # ... but a different fitted model: the average of the last steps' weights.
+    assert not np.allclose(live.transform(x1), avg.transform(x1))
+
+
+def test_trainer_average_equals_a_hand_computed_ema():
+    torch.manual_seed(0)
+    from magan.data import PairSampler
+
+    module = MAGANModule(NetworkConfig(3, 2, (8,), (8,)))
+    sampler = PairSampler(torch.randn(20, 3), torch.randn(20, 2), 8, seed=0)
+    tr = Trainer(module, sampler, [SharedFeatures([(0, 1)])], generator_ema=0.5)
+    ema = None
+    for _ in range(3):
+        tr.step()
+        w = next(module.g12.parameters()).detach().clone()  # the live weights after the step
+        ema = w if ema is None else 0.5 * ema + 0.5 * w
+    tr.use_average()
+    np.testing.assert_allclose(next(module.g12.parameters()).detach().numpy(), ema.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_old_model_files_without_the_new_parameters_still_load(tmp_path, toy_data,
+                                                              fast_params):
+    x1, x2 = toy_data
+    path = MAGAN(**fast_params).fit(x1, x2, shared_features=[(0, 0)]).save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    params = config.get("params", config)
+    for key in ("transport_pairs_weight", "transport_epsilon", "transport_cost",
+                "generator_ema"):
+        params.pop(key, None)
+    (path / "config.json").write_text(json.dumps(config))
+    try:
+        loaded = MAGAN.load(path)
+    except Exception as err:  # the checksum covers weights only, not config
+        pytest.fail(f"an older model file no longer loads: {err}")
+    np.testing.assert_allclose(loaded.transform(x1), MAGAN.load(path).transform(x1))
