@@ -102,3 +102,24 @@ def test_cross_modal_eccite_quick(tmp_path):
 def test_uncertainty_quick(tmp_path):
     _, m = _quick("uncertainty", tmp_path)
     assert m["ensemble_scaled"]["widening_factor"] > 0
+
+
+def test_single_seed_runs_merge_into_one_table(tmp_path, monkeypatch):
+    # Two single-seed runs (as benchmarks/parallel_experiments.py launches them) merge into the
+    # JSON and table one run over both seeds writes. A fake experiment keeps this instant.
+    from magan.experiments import merge_experiment
+    from magan.experiments._harness import Experiment
+
+    fake = Experiment("fake", lambda seed, quick: {"m": {"v": float(seed)}}, "fake",
+                      lambda quick: {})
+    monkeypatch.setitem(SPECS, "fake", fake)
+    for s in (0, 1):
+        run_experiment("fake", [s], tmp_path / f"part{s}")
+    both = run_experiment("fake", [0, 1], tmp_path / "both")
+    merged = merge_experiment("fake", [tmp_path / "part1" / "fake.json",
+                                       tmp_path / "part0" / "fake.json"], tmp_path / "merged")
+    assert merged["seeds_done"] == [0, 1]
+    assert merged["table"] == both["table"]
+    assert [r["metrics"] for r in merged["per_seed"]] == [r["metrics"] for r in both["per_seed"]]
+    with pytest.raises(ValueError, match="twice"):
+        merge_experiment("fake", [tmp_path / "part0" / "fake.json"] * 2, tmp_path / "bad")

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from magan.experiments._harness import DataMissing, Experiment, run_experiment_spec
+from magan.experiments._harness import DataMissing, Experiment, merge_runs, run_experiment_spec
 
-__all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "run_experiment"]
+__all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "merge_experiment", "run_experiment"]
 
 _MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", "uncertainty")
 SPECS: dict[str, Experiment] = {}
@@ -46,3 +46,11 @@ def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick:
     if seeds is None:
         seeds = range(spec.default_seeds)
     return run_experiment_spec(spec, list(seeds), Path(out_dir), quick=quick, progress=progress)
+
+
+def merge_experiment(name: str, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:
+    """Merge single-seed runs of experiment ``name`` (their ``<name>.json`` files) into one
+    ``out_dir/<name>.json``/``.md``; see ``benchmarks/parallel_experiments.py``."""
+    if name not in SPECS:
+        raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
+    return merge_runs(SPECS[name], parts, Path(out_dir))

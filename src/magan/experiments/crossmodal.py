@@ -54,7 +54,8 @@ from magan.experiments._harness import (
 )
 from magan.metrics import foscttm, label_transfer, pair_error
 
-VARIANTS = ("magan", "magan_paper", "plain_gan")
+VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic", "magan_no_transport",
+            "magan_no_average")
 N_PAIRS = 10
 ECCITE_PCS = 50
 

@@ -40,7 +40,7 @@ from magan.baselines import harmony_align, knn_impute_shared
 from magan.experiments._harness import Experiment, Metrics, load_npz, make_gan
 from magan.metrics import label_transfer, marker_correlation, mixing_score
 
-VARIANTS = ("magan", "magan_paper", "plain_gan")
+VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic")
 COFACTOR = 5.0
 MIN_CLASS = 0.2
 HARMONY_COMPONENTS = 20

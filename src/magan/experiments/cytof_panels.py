@@ -28,7 +28,9 @@ from magan.experiments._harness import Experiment, Metrics, make_gan
 from magan.experiments.cytof_batch import load_levine
 from magan.metrics import marker_correlation
 
-VARIANTS = ("magan", "magan_paper", "plain_gan")
+VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic", "magan_no_transport",
+            "magan_no_average")
+ENSEMBLE = 3  # members of "magan_ensemble3" (not in the default run): seeds 1000 * seed + k
 
 
 def panels(names: list[str]) -> tuple[list[int], list[int], list[int]]:
@@ -73,8 +75,13 @@ def run(seed: int, quick: bool = False) -> Metrics:
 
         record("knn_shared", knn_impute_shared(p2, p1, [(b, a) for a, b in pairs])[:, at])
         for variant in s["variants"]:
-            model = make_gan(variant, seed, s["n_steps"])
             fit_kw = {} if variant == "plain_gan" else {"shared_features": pairs}
+            if variant == "magan_ensemble3":  # mean of ENSEMBLE default models
+                members = [make_gan("magan", 1000 * seed + k, s["n_steps"]).fit(p1, p2, **fit_kw)
+                           for k in range(ENSEMBLE)]
+                record(variant, np.mean([m.inverse_transform(p2)[:, at] for m in members], 0))
+                continue
+            model = make_gan(variant, seed, s["n_steps"])
             model.fit(p1, p2, **fit_kw)
             record(variant, model.inverse_transform(p2)[:, at])
     for vals in out.values():

@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from magan.baselines import gw_ot_align, manifold_alignment
 from magan.experiments._harness import Experiment, Metrics, load_npz, make_gan
 
-VARIANTS = ("magan", "magan_paper", "plain_gan")
+VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic")
 DIGITS = (3, 7)
 ANGLE = 120.0
 

@@ -14,7 +14,7 @@ from magan.datasets import three_gaussians
 from magan.experiments._harness import Experiment, Metrics, make_gan
 from magan.metrics import cluster_mapping
 
-VARIANTS = ("magan", "magan_paper", "plain_gan")
+VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic")
 
 
 def settings(quick: bool) -> dict[str, Any]:
