@@ -35,7 +35,8 @@ def test_fit_transform_shapes_and_user_units(toy_data, fast_params):
     assert abs(np.median(z)) < 5
     assert list(model.history_.columns) == [
         "generator", "adversarial_12", "adversarial_21", "cycle_1", "cycle_2",
-        "shared_features", "known_pairs", "discriminator_1", "discriminator_2",
+        "shared_features", "known_pairs", "transport_pairs", "discriminator_1",
+        "discriminator_2",
     ]
     assert len(model.history_) == fast_params["n_steps"]
 
