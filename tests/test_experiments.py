@@ -85,6 +85,16 @@ def test_cytof_panels_quick(tmp_path):
     assert m["knn_shared"]["pearson_CD3"] > 0.7
 
 
+def test_cytof_panels_optional_ensemble_row(tmp_path):
+    if find_shared_data() is None:
+        pytest.skip("shared/data not found (set MAGAN_SHARED_DATA): real-data experiment")
+    result = run_experiment("cytof-panels", [0], tmp_path, quick=True,
+                            variants=["magan_ensemble3"])
+    metrics = result["per_seed"][0]["metrics"]
+    assert set(metrics) == {"knn_shared", "magan_ensemble3"}
+    assert math.isfinite(metrics["magan_ensemble3"]["mean_pearson"])
+
+
 def test_cross_modal_quick(tmp_path):
     _, m = _quick("cross-modal", tmp_path)
     # 10 known pairs put MAGAN well below chance (0.5) even after 200 steps.

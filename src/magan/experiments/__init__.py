@@ -34,18 +34,22 @@ EXPERIMENTS: dict[str, Callable[[int, bool], dict]] = {k: v.run for k, v in SPEC
 
 
 def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick: bool = False,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, variants: Sequence[str] | None = None
+                   ) -> dict[str, Any]:
     """Run experiment ``name`` once per seed; write ``<name>.json`` and ``<name>.md`` in
     ``out_dir``; return the JSON content plus ``table`` (the markdown table).
 
     ``seeds=None`` uses the experiment's default count (10 for gaussians, 5 otherwise).
+    ``variants`` (cytof-panels only) replaces its list of GAN rows, e.g. to add the optional
+    ``"magan_ensemble3"`` row; the baselines always run.
     """
     if name not in SPECS:
         raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
     spec = SPECS[name]
     if seeds is None:
         seeds = range(spec.default_seeds)
-    return run_experiment_spec(spec, list(seeds), Path(out_dir), quick=quick, progress=progress)
+    return run_experiment_spec(spec, list(seeds), Path(out_dir), quick=quick, progress=progress,
+                               variants=variants)
 
 
 def merge_experiment(name: str, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:

@@ -202,7 +202,8 @@ def _write(exp: Experiment, seeds: Sequence[int], done: list[dict[str, Any]], ou
 
 
 def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
-                        quick: bool = False, progress: bool = False) -> dict[str, Any]:
+                        quick: bool = False, progress: bool = False,
+                        variants: Sequence[str] | None = None) -> dict[str, Any]:
     import torch
 
     out_dir = Path(out_dir)
@@ -215,7 +216,8 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
     try:
         for seed in seeds:
             t0, c0 = time.perf_counter(), time.process_time()
-            metrics = exp.run(int(seed), quick)
+            metrics = (exp.run(int(seed), quick) if variants is None
+                       else exp.run(int(seed), quick, variants=list(variants)))
             secs = time.perf_counter() - t0
             # CPU seconds: what the run costs on an idle machine (one torch thread), whereas
             # wall seconds grow with whatever else shares the cores.

@@ -30,7 +30,9 @@ from magan.metrics import marker_correlation
 
 VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic", "magan_no_transport",
             "magan_no_average")
-ENSEMBLE = 3  # members of "magan_ensemble3" (not in the default run): seeds 1000 * seed + k
+# "magan_ensemble3" (not in the default run; pass variants=[...]): mean of ENSEMBLE default
+# models, seeds 1000 * seed + k.
+ENSEMBLE = 3
 
 
 def panels(names: list[str]) -> tuple[list[int], list[int], list[int]]:
@@ -53,8 +55,10 @@ def groups_of(names: list[str], shared: list[int], quick: bool, n_groups: int) -
     return [shared[g::n_groups] for g in range(n_groups)]
 
 
-def run(seed: int, quick: bool = False) -> Metrics:
+def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
+    if variants is not None:
+        s["variants"] = variants
     h1, h2, _, _, names = load_levine()
     shared, only1, only2 = panels(names)
     out: Metrics = {m: {} for m in ["knn_shared", *s["variants"]]}
