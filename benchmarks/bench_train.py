@@ -1,6 +1,7 @@
 """Training and inference throughput of MAGAN's networks on synthetic cytometry-shaped data.
 
     python benchmarks/bench_train.py --device cpu --features 30 --batch 256 --steps 200
+    python benchmarks/bench_train.py ... --recipe paper default   # with/without issue 9's terms
 
 Prints one JSON line per configuration: ms per training step, cells per second (both domains
 counted), and transform cells per second. Seeded; warm-up steps are not timed; CUDA timings
@@ -16,7 +17,7 @@ import time
 
 import torch
 
-from magan.correspondence import SharedFeatures
+from magan.correspondence import SharedFeatures, TransportPairs
 from magan.data import PairSampler
 from magan.nn import MAGANModule, NetworkConfig
 from magan.training import Trainer, resolve_device
@@ -31,13 +32,20 @@ def _sync(device: torch.device) -> None:
 
 
 def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
-          n_cells: int = 100_000, warmup: int = 20) -> dict:
+          n_cells: int = 100_000, warmup: int = 20, recipe: str = "paper") -> dict:
+    """``recipe="paper"``: shared-feature correspondence only (the paper's losses);
+    ``"default"``: plus MAGAN()'s transport pseudo-pairs (shared cost, epsilon 0.02, weight 2)
+    and averaged generators (EMA 0.995)."""
     torch.manual_seed(0)
     x1 = torch.randn(n_cells, d, device=device)
     x2 = torch.randn(n_cells, d, device=device)
     module = MAGANModule(NetworkConfig(d, d, widths[0], widths[1])).to(device)
     shared = SharedFeatures([(i, i) for i in range(min(d, 16))]).to(device)
-    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0), [shared])
+    terms, extra = [shared], {}
+    if recipe == "default":
+        terms.append(TransportPairs(0.02, "shared", shared=shared).to(device))
+        extra = {"generator_ema": 0.995}
+    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0), terms, **extra)
     torch.set_flush_denormal(True)
     for _ in range(warmup):
         trainer.step()
@@ -58,7 +66,7 @@ def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
         infer_s = time.perf_counter() - t0
     return {
         "device": str(device), "features": d, "batch": batch,
-        "widths": "paper" if widths == PAPER else "small",
+        "widths": "paper" if widths == PAPER else "small", "recipe": recipe,
         "ms_per_step": round(step_s * 1e3, 3),
         "train_cells_per_s": round(2 * batch / step_s),
         "transform_cells_per_s": round(n_cells / infer_s),
@@ -75,14 +83,17 @@ def main() -> None:
     parser.add_argument("--widths", choices=["paper", "small", "both"], default="both")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--cells", type=int, default=100_000)
+    parser.add_argument("--recipe", nargs="+", choices=["paper", "default"], default=["paper"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     choices = {"paper": [PAPER], "small": [SMALL], "both": [PAPER, SMALL]}[args.widths]
     for widths in choices:
         for d in args.features:
             for batch in args.batch:
-                result = bench(d, batch, args.steps, widths, device, n_cells=args.cells)
-                print(json.dumps(result), flush=True)
+                for recipe in args.recipe:
+                    result = bench(d, batch, args.steps, widths, device, n_cells=args.cells,
+                                   recipe=recipe)
+                    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
