@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from magan import MAGAN
-from magan.correspondence import KnownPairs, SharedFeatures
+from magan.correspondence import KnownPairs, SharedFeatures, TransportPairs
 from magan.data import PairSampler
 from magan.nn import MAGANModule, NetworkConfig
 from magan.training import Trainer, resolve_device
@@ -48,7 +48,8 @@ def test_training_step_never_waits_for_the_host():
     x1, x2 = torch.randn(500, 5, device=device), torch.randn(400, 4, device=device)
     sampler = PairSampler(x1, x2, 128, seed=0, pairs=(x1[:2], x2[:2]))
     terms = [SharedFeatures([(0, 0), (1, 1)]).to(device), KnownPairs()]
-    trainer = Trainer(module, sampler, terms)
+    terms.append(TransportPairs(0.02, "shared", shared=terms[0]))
+    trainer = Trainer(module, sampler, terms, generator_ema=0.995)  # MAGAN()'s defaults
     trainer.step()  # warm-up: allocations and lazy init may sync once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

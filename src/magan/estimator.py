@@ -113,8 +113,9 @@ class MAGAN:
     generator_lr, discriminator_lr, adam_betas
         Adam settings (original code: 1e-3, 1e-3, (0.5, 0.99)).
     generator_ema
-        Decay of an exponential moving average of the generators' weights (torch's
-        ``AveragedModel``), which becomes the fitted model; ``None`` keeps the last weights (as
+        Decay of an exponential moving average of the generators' weights (the update of
+        torch's ``AveragedModel`` EMA, without its per-step GPU sync), which becomes the
+        fitted model; ``None`` keeps the last weights (as
         the paper). Why: the adversarial game keeps the weights moving; their average over the
         last ~1/(1 - decay) steps is a free ensemble. Measured on the same panels task with
         transport pairs: 0.615 → 0.638 (0.99) / 0.639 (0.995).

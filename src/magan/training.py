@@ -97,16 +97,17 @@ class Trainer:
         self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr,
                                       betas=adam_betas, **fused)
         self.step_count = 0
-        # Exponential moving average of the generators' weights (torch's AveragedModel): the
-        # adversarial game keeps the live weights circling; their average is a cheap ensemble
-        # over the last ~1/(1 - decay) steps. Used for the fitted model, never for training.
-        self.ema = None
-        if generator_ema is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = nn.ModuleList(
-                AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(generator_ema))
-                for g in (module.g12, module.g21))
+        # Exponential moving average of the generators' weights: the adversarial game keeps
+        # the live weights circling; their average over the last ~1/(1 - decay) steps is a
+        # cheap ensemble. Used for the fitted model, never for training. The update is the
+        # one of torch's AveragedModel with get_ema_multi_avg_fn (first update copies, then
+        # lerp towards the live weights), with the update count kept on the host: AveragedModel
+        # keeps it in a device tensor and reads it back every step, a GPU->host sync.
+        self.ema_decay = generator_ema
+        self._ema: list[torch.Tensor] = (
+            [p.detach().clone() for p in module.generators()] if generator_ema is not None
+            else [])
+        self._ema_updates = 0
         # Under torch.distributed, each network is wrapped in DistributedDataParallel (which
         # broadcasts rank 0's initial weights and all-reduces gradients). The generator step
         # scores translations with the discriminators' weights detached (see _frozen), so the
@@ -151,9 +152,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        if self.ema is not None:
-            for avg, net in zip(self.ema, (m.g12, m.g21)):
-                avg.update_parameters(net)
+        if self.ema_decay is not None:
+            self._update_average()
 
         # One forward per discriminator over [real, fake, reconstructed], then split.
         b1, b2, aug = len(x1), len(x2), self.manifold_augmentation
@@ -248,14 +248,23 @@ class Trainer:
         return pd.DataFrame(data, columns=self.loss_names,
                             index=pd.RangeIndex(1, len(data) + 1, name="step"))
 
+    def _update_average(self) -> None:
+        live = [p.detach() for p in self.module.generators()]
+        with torch.no_grad():
+            if self._ema_updates == 0:
+                for avg, p in zip(self._ema, live, strict=True):
+                    avg.copy_(p)
+            else:
+                torch._foreach_lerp_(self._ema, live, 1.0 - self.ema_decay)
+        self._ema_updates += 1
+
     def use_average(self) -> None:
         """Copy the averaged generator weights into the module (end of training)."""
-        if self.ema is None:
+        if self.ema_decay is None or self._ema_updates == 0:
             return
         with torch.no_grad():
-            for avg, net in zip(self.ema, (self.module.g12, self.module.g21)):
-                for p_avg, p in zip(avg.module.parameters(), net.parameters()):
-                    p.copy_(p_avg)
+            for avg, p in zip(self._ema, self.module.generators(), strict=True):
+                p.copy_(avg)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -269,7 +278,8 @@ class Trainer:
             "step": self.step_count,
             "sampler_rng": self._gather_rng_states(),
             "history": torch.as_tensor(hist, dtype=torch.float32),
-            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
+            **({"ema": {"weights": [t.clone() for t in self._ema],
+                        "updates": self._ema_updates}} if self.ema_decay is not None else {}),
         }
 
     def _gather_rng_states(self) -> torch.Tensor:
@@ -288,11 +298,14 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_count = int(state["step"])
-        if self.ema is not None:
+        if self.ema_decay is not None:
             if "ema" not in state:
                 raise DataError("checkpoint has no generator average; resume with the same "
                                 "generator_ema setting")
-            self.ema.load_state_dict(state["ema"])
+            with torch.no_grad():
+                for avg, saved in zip(self._ema, state["ema"]["weights"], strict=True):
+                    avg.copy_(saved)
+            self._ema_updates = int(state["ema"]["updates"])
         rng = state["sampler_rng"]
         if rng.ndim == 2:  # one row per rank, written by a distributed run
             if len(rng) != world_size():

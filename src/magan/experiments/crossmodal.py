@@ -139,6 +139,13 @@ def _fit_gan(variant: str, seed: int, n_steps: int, x1: np.ndarray, x2: np.ndarr
     return model.fit(x1, x2, **({} if variant == "plain_gan" else {"known_pairs": pairs}))
 
 
+def _manifold_alignment(x1: np.ndarray, x2: np.ndarray, pairs: list[tuple[int, int]],
+                        seed: int):
+    """The manifold-alignment baseline with the settings both datasets use (untuned)."""
+    return manifold_alignment(zscore(x1), zscore(x2), pairs, n_components=5, mu=1.0, k=10,
+                              random_state=seed)
+
+
 def run_eccite(seed: int, quick: bool = False) -> Metrics:
     s = settings_eccite(quick)
     x1, x2, y = load_eccite()
@@ -148,8 +155,7 @@ def run_eccite(seed: int, quick: bool = False) -> Metrics:
         model = _fit_gan(variant, seed, s["n_steps"], x1, x2, pairs)
         out[variant] = _eccite_scores(model.transform(x1), model.inverse_transform(x2), x1, x2,
                                       y, ev, True)
-    ma = manifold_alignment(zscore(x1), zscore(x2), pairs, n_components=5, mu=1.0, k=10,
-                            random_state=seed)
+    ma = _manifold_alignment(x1, x2, pairs, seed)
     out["manifold_alignment"] = _eccite_scores(ma.x1_embedded, ma.x2_embedded, x1, x2, y, ev,
                                                False)
     if not quick:
@@ -181,8 +187,7 @@ def run(seed: int, quick: bool = False) -> Metrics:
     for variant in s["variants"]:
         model = _fit_gan(variant, seed, s["n_steps"], x1, x2, pairs)
         out[variant] = _scores(model.transform(x1), x2, y, ev, x2)
-    ma = manifold_alignment(zscore(x1), zscore(x2), pairs, n_components=5, mu=1.0, k=10,
-                            random_state=seed)
+    ma = _manifold_alignment(x1, x2, pairs, seed)
     out["manifold_alignment"] = _scores(ma.x1_embedded, ma.x2_embedded, y, ev, None)
     if not quick:
         out["gw_ot"] = _scores(gw_ot_align(x1, x2).x1_in_2, x2, y, ev, x2)
