@@ -26,10 +26,12 @@ import torch
 from magan.experiments._harness import make_gan
 from magan.experiments.cytof_batch import load_levine
 from magan.experiments.cytof_panels import panels
+from magan.metrics import marker_correlation
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([np.corrcoef(a[:, k], b[:, k])[0, 1] for k in range(b.shape[1])]))
+def pearson(imputed: np.ndarray, measured: np.ndarray) -> float:
+    """Mean over markers of the per-marker Pearson (``metrics.marker_correlation``)."""
+    return float(np.mean(marker_correlation(imputed, measured)["pearson"]))
 
 
 def main(configs: dict[str, dict], seeds: tuple[int, ...] = (0, 1)) -> None:

@@ -93,6 +93,8 @@ def test_cytof_panels_optional_ensemble_row(tmp_path):
     metrics = result["per_seed"][0]["metrics"]
     assert set(metrics) == {"knn_shared", "magan_ensemble3"}
     assert math.isfinite(metrics["magan_ensemble3"]["mean_pearson"])
+    with pytest.raises(ValueError, match="fixed list of rows"):
+        run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan"])
 
 
 def test_cross_modal_quick(tmp_path):

@@ -240,23 +240,31 @@ class TransportPairs(nn.Module):
         if cost not in {"translation", "shared"}:
             raise ConfigError(f"transport cost must be 'translation' or 'shared', got {cost!r}")
         if cost == "shared" and shared is None:
-            raise ConfigError("transport cost 'shared' needs shared features")
+            raise ConfigError("transport_cost='shared' needs shared_features")
         if not epsilon > 0:
             raise ConfigError(f"transport epsilon must be > 0, got {epsilon!r}")
         self.epsilon, self.cost, self.shared, self.n_iter = float(epsilon), cost, shared, n_iter
 
-    def plan(self, batch: CorrespondenceBatch) -> torch.Tensor:
+    def plan(self, batch: CorrespondenceBatch,
+             translation_cost: torch.Tensor | None = None) -> torch.Tensor:
+        """The plan P (no gradient). ``translation_cost``: the step's d12 + d21 if already
+        computed (the loss needs them anyway), else computed here."""
         with torch.no_grad():
             if self.cost == "shared":
                 s = self.shared
                 c = _sq_distances(batch.x1[:, s.i] * s.a12 + s.b12, batch.x2[:, s.j])
+            elif translation_cost is not None:
+                c = translation_cost.detach()
             else:
-                c = (_sq_distances(batch.x12, batch.x2) / batch.x2.shape[1]
-                     + _sq_distances(batch.x1, batch.x21) / batch.x1.shape[1])
+                c = self._translation_cost(batch)
             return sinkhorn(c, self.epsilon, self.n_iter)
 
+    @staticmethod
+    def _translation_cost(batch: CorrespondenceBatch) -> torch.Tensor:
+        """|G12(x1_i) - x2_j|^2 / d2 + |G21(x2_j) - x1_i|^2 / d1, shape (b1, b2)."""
+        return (_sq_distances(batch.x12, batch.x2) / batch.x2.shape[1]
+                + _sq_distances(batch.x1, batch.x21) / batch.x1.shape[1])
+
     def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:
-        p = self.plan(batch)
-        d12 = _sq_distances(batch.x12, batch.x2) / batch.x2.shape[1]
-        d21 = _sq_distances(batch.x1, batch.x21) / batch.x1.shape[1]
-        return (p * (d12 + d21)).sum()
+        cost = self._translation_cost(batch)  # with gradients: the loss is P-weighted cost
+        return (self.plan(batch, cost) * cost).sum()

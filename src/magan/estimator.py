@@ -419,8 +419,6 @@ class MAGAN:
             cost = self.transport_cost
             if cost == "auto":
                 cost = "shared" if shared_term is not None else "translation"
-            if cost == "shared" and shared_term is None:
-                raise ConfigError("transport_cost='shared' needs shared_features")
             terms.append(TransportPairs(self.transport_epsilon, cost, shared=shared_term))
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
         # its own shard with its own sampling seed, and uses every known pair.

@@ -204,8 +204,13 @@ def _write(exp: Experiment, seeds: Sequence[int], done: list[dict[str, Any]], ou
 def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
                         quick: bool = False, progress: bool = False,
                         variants: Sequence[str] | None = None) -> dict[str, Any]:
+    import inspect
+
     import torch
 
+    if variants is not None and "variants" not in inspect.signature(exp.run).parameters:
+        raise ValueError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
+                         "only for experiments whose run() takes it (cytof-panels)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
