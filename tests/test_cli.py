@@ -59,6 +59,18 @@ def test_align_writes_model_and_translations_then_transform(tmp_path, files, cap
                                rtol=1e-5)
 
 
+def test_align_standardize_option_reaches_the_model(tmp_path, files):
+    p1, p2, _ = files
+    out = tmp_path / "run"
+    assert main(["align", str(p1), str(p2), "--out", str(out), "--standardize", "global",
+                 *FAST]) == 0
+    from magan import MAGAN
+
+    model = MAGAN.load(out / "model")
+    assert model.standardize == "global"
+    assert np.ptp(model.preprocessing1_[-1].scale_) == 0  # one common scale per domain
+
+
 def test_markers_prints_the_matching_table(files, capsys):
     p1, p2, _ = files
     assert main(["markers", str(p1), str(p2)]) == 0

@@ -94,7 +94,14 @@ def test_cytof_panels_optional_ensemble_row(tmp_path):
     assert set(metrics) == {"knn_shared", "magan_ensemble3"}
     assert math.isfinite(metrics["magan_ensemble3"]["mean_pearson"])
     with pytest.raises(ValueError, match="fixed list of rows"):
-        run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan"])
+        run_experiment("uncertainty", [0], tmp_path, quick=True, variants=["magan"])
+
+
+def test_variants_replace_the_gan_rows_and_are_recorded(tmp_path):
+    result = run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan_global"])
+    assert set(result["per_seed"][0]["metrics"]) == {"magan_global"}
+    saved = json.loads((tmp_path / "gaussians.json").read_text())
+    assert saved["settings"]["variants"] == ["magan_global"]
 
 
 def test_cross_modal_quick(tmp_path):

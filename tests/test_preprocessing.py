@@ -130,6 +130,26 @@ def test_standardizer_and_registry_unchanged(cytof_raw):
         transform_from_state({"kind": "logicle"})
 
 
+def test_standardizer_global_keeps_relative_spreads():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3)) * [4.0, 2.0, 0.5] + [1.0, -2.0, 3.0]
+    t = Standardizer(per_feature=False).fit(x)
+    z = t.transform(x)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-6)
+    # one common scale: the root mean square of the feature sds, so ratios are kept
+    np.testing.assert_allclose(t.scale_, np.sqrt(np.mean(x.std(axis=0) ** 2)))
+    np.testing.assert_allclose(z.std(axis=0) / z.std(axis=0)[0], x.std(0) / x.std(0)[0],
+                               rtol=1e-5)
+    np.testing.assert_allclose((z ** 2).mean(), 1.0, rtol=1e-5)  # average feature: unit variance
+    back = _json_round_trip(t)
+    assert back.per_feature is False
+    np.testing.assert_allclose(back.inverse_transform(z), x, rtol=1e-5, atol=1e-4)
+    # an old model file (no per_feature key) reads as per-feature scaling
+    state = Standardizer().fit(x).get_state()
+    del state["per_feature"]
+    assert transform_from_state(state).per_feature is True
+
+
 def test_transforms_reject_1d_input():
     with pytest.raises(DataError, match="2-D"):
         Arcsinh().transform(np.ones(3))

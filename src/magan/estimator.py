@@ -86,8 +86,12 @@ class MAGAN:
         gives soft pseudo-pairs, and the generators regress onto them (weight 2; 0 turns it
         off, as in :meth:`paper`). Active only when some correspondence is given: the plan is
         computed from the shared features (``transport_cost="auto"`` with shared features, or
-        ``"shared"``) or from the current translations (``"auto"`` with known pairs/relation
-        only, or ``"translation"``). ``transport_epsilon`` is the entropic blur relative to
+        ``"shared"``), from each domain's own within-batch distances fused with the current
+        translations (``"auto"`` with known pairs/relation only, or ``"structure"``: a
+        minibatch Gromov–Wasserstein plan, :func:`~magan.correspondence.gromov_plan`), or
+        from the translations alone (``"translation"``, which keeps whatever cluster mapping
+        the generators started with: digits 3/5 seeds right, 2/5 swapped; ``"structure"``
+        5/5). ``transport_epsilon`` is the entropic blur relative to
         the mean cost (smaller = closer to nearest neighbours, more Sinkhorn iterations
         needed). Cost per step O(batch_size²), so a run stays linear in the number of cells.
         Why: on levine32 panels (RESULTS.md, issue 9) the adversarial and cycle terms fill an
@@ -123,8 +127,13 @@ class MAGAN:
         Optional transforms applied before standardisation (e.g. ``Arcsinh(5)`` from
         ``magan.preprocessing``); inverted on output, stored with the model.
     standardize
-        Centre and scale each feature per domain before training (inverted on output). The
-        original code did not; unscaled cytometry intensities make the GAN unstable.
+        ``True`` (or ``"features"``): centre each feature per domain and scale it to unit
+        variance before training (inverted on output). The original code did not; unscaled
+        cytometry intensities make the GAN unstable. ``"global"``: centre each feature and
+        divide all of a domain's features by one common scale, keeping their relative spreads:
+        for embeddings such as PCA components, whose low-variance tail per-feature scaling would
+        blow up to the weight of the leading components (digits, 50 PCs: every translated
+        image called the same digit with ``True``). ``False``: the user's units as given.
     device
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed
@@ -161,7 +170,7 @@ class MAGAN:
         generator_ema: float | None = 0.995,
         preprocess1: Transform | None = None,
         preprocess2: Transform | None = None,
-        standardize: bool = True,
+        standardize: bool | str = "global",
         device: str = "auto",
         seed: int = 0,
         progress: bool = True,
@@ -258,6 +267,10 @@ class MAGAN:
             if not all(isinstance(w, (int, np.integer)) and w >= 1 for w in widths):
                 raise ConfigError(f"The {name!r} parameter of MAGAN must be a sequence of "
                                   f"positive ints. Got {widths!r} instead.")
+        if self.standardize not in (True, False, "features", "global"):
+            raise ConfigError("The 'standardize' parameter of MAGAN must be True/'features' "
+                              "(each feature to unit variance), 'global' (one common scale) "
+                              f"or False. Got {self.standardize!r} instead.")
         if self.shared_features_match not in {"values", "standardized"}:
             raise ConfigError("The 'shared_features_match' parameter of MAGAN must be 'values' "
                               f"or 'standardized'. Got {self.shared_features_match!r} instead.")
@@ -266,9 +279,10 @@ class MAGAN:
                                 or not 0 < ema < 1):
             raise ConfigError("The 'generator_ema' parameter of MAGAN must be None or a decay "
                               f"in (0, 1), e.g. 0.999. Got {ema!r} instead.")
-        if self.transport_cost not in {"auto", "translation", "shared"}:
+        if self.transport_cost not in {"auto", "translation", "shared", "structure"}:
             raise ConfigError("The 'transport_cost' parameter of MAGAN must be 'auto', "
-                              f"'translation' or 'shared'. Got {self.transport_cost!r} instead.")
+                              "'translation', 'shared' or 'structure'. "
+                              f"Got {self.transport_cost!r} instead.")
         eps = self.transport_epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (
                 np.isfinite(eps) and eps > 0):
@@ -415,11 +429,13 @@ class MAGAN:
             terms.append(KnownPairs())
         if relation is not None:
             terms.append(Relation(relation, **scales))
+        self.transport_cost_ = None  # what "auto" resolved to; None: no transport term
         if self.correspondence and self.transport_pairs_weight > 0 and terms:
             cost = self.transport_cost
             if cost == "auto":
-                cost = "shared" if shared_term is not None else "translation"
+                cost = "shared" if shared_term is not None else "structure"
             terms.append(TransportPairs(self.transport_epsilon, cost, shared=shared_term))
+            self.transport_cost_ = cost
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
         # its own shard with its own sampling seed, and uses every known pair.
         n1, n2 = z1.shape[0], z2.shape[0]
@@ -521,9 +537,14 @@ class MAGAN:
                 raise DataError(f"{name}: preprocessing {type(user).__name__} produced NaN/inf "
                                 "(e.g. log of negative values)")
             steps.append(step)
-        scaler = Standardizer().fit(Z) if self.standardize else _Identity(Z.shape[1])
-        steps.append(scaler)
+        steps.append(self._scaler(Z.shape[1]).fit(Z))
         return steps
+
+    def _scaler(self, d: int) -> Standardizer:
+        """The model's own last preprocessing step, as ``standardize`` asks."""
+        if not self.standardize:
+            return _Identity(d)
+        return Standardizer(per_feature=self.standardize != "global")
 
     def _fit_preprocessing_chunked(
         self, user: Transform | None, X: Any, name: str, chunk: int = 1 << 16
@@ -567,12 +588,7 @@ class MAGAN:
             warnings.warn(f"{name}: features {constant[:10].tolist()} are constant (zero "
                           "variance); they carry no information for the alignment",
                           stacklevel=3)
-        if self.standardize:
-            scaler = Standardizer()
-            scaler.mean_, scaler.scale_ = mean, np.maximum(std, scaler.min_scale)
-        else:
-            scaler = _Identity(d)
-        steps.append(scaler)
+        steps.append(self._scaler(d).set_moments(mean, std))
         return steps
 
     @staticmethod
@@ -737,6 +753,7 @@ class MAGAN:
                 "has_names": [self.has_names1_, self.has_names2_],
                 "shared_features": self.shared_features_,
                 "n_known_pairs": self.n_known_pairs_,
+                "transport_cost": self.transport_cost_,
                 "n_steps_trained": self.n_steps_trained_,
                 "preprocessing1": [s.get_state() for s in self.preprocessing1_],
                 "preprocessing2": [s.get_state() for s in self.preprocessing2_],
@@ -799,6 +816,7 @@ class MAGAN:
             model.has_names1_, model.has_names2_ = config["has_names"]
             model.shared_features_ = [tuple(p) for p in config["shared_features"]]
             model.n_known_pairs_ = int(config["n_known_pairs"])
+            model.transport_cost_ = config.get("transport_cost")  # absent before it existed
             model.n_steps_trained_ = int(config["n_steps_trained"])
             model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
             model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
@@ -834,4 +852,7 @@ class _Identity(Standardizer):
         self.scale_ = np.ones(d)
 
     def fit(self, X: np.ndarray) -> _Identity:
+        return self
+
+    def set_moments(self, mean: np.ndarray, std: np.ndarray) -> _Identity:
         return self

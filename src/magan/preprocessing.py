@@ -70,26 +70,40 @@ class Transform:
 
 
 class Standardizer(Transform):
-    """Centre each feature and divide by its standard deviation.
+    """Centre each feature and divide by its standard deviation (or by one common scale).
 
     Why: the networks and the loss weights assume features of unit scale, whatever units the user
     works in. A feature whose spread is below ``min_scale`` is divided by ``min_scale`` instead,
     so a constant column stays finite (it is reported by input validation, not silently dropped).
+
+    ``per_feature=False`` divides every feature by the same number, the root mean square of the
+    features' standard deviations (so the average feature still has unit variance): the
+    *relative* spreads are kept. Right for embeddings (PCA components), where scaling each
+    component to unit variance would blow its low-variance, mostly-noise tail up to the weight
+    of the leading components.
     """
 
     kind = "standardize"
 
-    def __init__(self, min_scale: float = 1e-6) -> None:
+    def __init__(self, min_scale: float = 1e-6, per_feature: bool = True) -> None:
         if not min_scale > 0:
             raise ConfigError(f"min_scale must be > 0. Got {min_scale!r} instead.")
         self.min_scale = float(min_scale)
+        self.per_feature = bool(per_feature)
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
 
     def fit(self, X: np.ndarray) -> Standardizer:
         X = np.asarray(X, dtype=np.float64)
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = np.maximum(X.std(axis=0), self.min_scale)
+        return self.set_moments(X.mean(axis=0), X.std(axis=0))
+
+    def set_moments(self, mean: np.ndarray, std: np.ndarray) -> Standardizer:
+        """Fit from each feature's mean and standard deviation (e.g. merged over chunks)."""
+        std = np.asarray(std, dtype=np.float64)
+        if not self.per_feature:
+            std = np.full_like(std, np.sqrt(np.mean(std ** 2)) if std.size else 1.0)
+        self.mean_ = np.asarray(mean, dtype=np.float64)
+        self.scale_ = np.maximum(std, self.min_scale)
         return self
 
     def _check(self) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +124,15 @@ class Standardizer(Transform):
         return {
             "kind": self.kind,
             "min_scale": self.min_scale,
+            "per_feature": self.per_feature,
             "mean": mean.tolist(),
             "scale": scale.tolist(),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Standardizer:
-        obj = cls(min_scale=state.get("min_scale", 1e-6))
+        obj = cls(min_scale=state.get("min_scale", 1e-6),
+                  per_feature=state.get("per_feature", True))
         obj.mean_ = np.asarray(state["mean"], dtype=np.float64)
         obj.scale_ = np.asarray(state["scale"], dtype=np.float64)
         if obj.mean_.shape != obj.scale_.shape or obj.mean_.ndim != 1:

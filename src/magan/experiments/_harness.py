@@ -30,8 +30,9 @@ SMALL_D = (256, 128)
 TORCH_THREADS = 1
 
 GAN_VARIANTS: dict[str, dict[str, Any]] = {
-    # magan's default mode (MAGAN()'s defaults: standardised inputs, minibatch-OT pseudo-pairs,
-    # averaged generators), batch 256, small widths.
+    # magan's default mode (MAGAN()'s defaults: inputs centred and scaled per domain by one
+    # common scale, minibatch-OT pseudo-pairs from the shared features or, without them, a
+    # fused Gromov-Wasserstein plan; averaged generators), batch 256, small widths.
     "magan": {"batch_size": 256},
     # The published recipe (MAGAN.paper(): batch 100, no input scaling, none of magan's
     # additions), small widths and far fewer than its 100,000 steps.
@@ -44,12 +45,20 @@ GAN_VARIANTS: dict[str, dict[str, Any]] = {
 # The steps from the published recipe to magan's default, one change at a time (issue 9's
 # ablation); used by the experiments that report it.
 ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
-    # magan's first default mode: the paper's losses on standardised inputs, batch 256.
-    "magan_basic": {"batch_size": 256, "transport_pairs_weight": 0.0, "generator_ema": None},
+    # magan's first default mode: the paper's losses on inputs scaled feature by feature,
+    # batch 256.
+    "magan_basic": {"batch_size": 256, "standardize": True, "transport_pairs_weight": 0.0,
+                    "generator_ema": None},
     "magan_no_transport": {"batch_size": 256, "transport_pairs_weight": 0.0},
     "magan_no_average": {"batch_size": 256, "generator_ema": None},
     # magan's default with shared features compared after each domain's own standardisation.
     "magan_standardized": {"batch_size": 256, "shared_features_match": "standardized"},
+    # magan's default with each feature scaled to unit variance (the default until the
+    # common-scale change; with shared features, exactly the issue-9 default).
+    "magan_per_feature": {"batch_size": 256, "standardize": True},
+    # magan's default with the transport plan from the translations alone (no
+    # Gromov-Wasserstein structure term); differs from "magan" only without shared features.
+    "magan_translation": {"batch_size": 256, "transport_cost": "translation"},
 }
 ALL_VARIANTS = {**GAN_VARIANTS, **ABLATION_VARIANTS}
 
@@ -172,16 +181,20 @@ def _jsonable(x: Any) -> Any:
 
 
 def _write(exp: Experiment, seeds: Sequence[int], done: list[dict[str, Any]], out_dir: Path,
-           quick: bool, wall: float, cpu: float) -> dict[str, Any]:
+           quick: bool, wall: float, cpu: float,
+           variants: Sequence[str] | None = None) -> dict[str, Any]:
     """Write ``<name>.json`` and ``<name>.md`` for the seeds done so far."""
     summary = summarise([r["metrics"] for r in done])
+    settings = exp.settings(quick)
+    if variants is not None:  # the GAN rows actually run, not the experiment's default list
+        settings["variants"] = list(variants)
     result = {
         "experiment": exp.name,
         "description": exp.description,
         "quick": quick,
         "seeds": [int(s) for s in seeds],
         "seeds_done": [r["seed"] for r in done],
-        "settings": {**exp.settings(quick), "generator_widths": list(SMALL_G),
+        "settings": {**settings, "generator_widths": list(SMALL_G),
                      "discriminator_widths": list(SMALL_D), "torch_threads": TORCH_THREADS,
                      "gan_variants": ALL_VARIANTS},
         "seconds_total": round(wall, 2),
@@ -210,7 +223,7 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
 
     if variants is not None and "variants" not in inspect.signature(exp.run).parameters:
         raise ValueError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
-                         "only for experiments whose run() takes it (cytof-panels)")
+                         "only for experiments whose run() takes it")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
@@ -231,13 +244,13 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
                             "metrics": metrics})
             # Rewritten after every seed, so an interrupted run keeps what it finished.
             _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
-                   time.process_time() - cpu_start)
+                   time.process_time() - cpu_start, variants)
             if progress:
                 print(f"[{exp.name}] seed {seed}: {secs:.1f} s", flush=True)
     finally:
         torch.set_num_threads(threads)
     return _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
-                  time.process_time() - cpu_start)
+                  time.process_time() - cpu_start, variants)
 
 
 

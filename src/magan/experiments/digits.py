@@ -68,8 +68,10 @@ def _gw(n_components: int) -> np.ndarray:
     return gw_ot_align(z1, z2).x1_in_2
 
 
-def run(seed: int, quick: bool = False) -> Metrics:
+def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
+    if variants is not None:  # these GAN rows only (the pair-weight rows are left out)
+        s["variants"], s["pair_weights"] = variants, []
     x1_pix, x2_pix, y = load_digits()
     z1 = PCA(s["n_components"], random_state=0).fit_transform(x1_pix).astype(np.float32)
     z2 = PCA(s["n_components"], random_state=0).fit_transform(x2_pix).astype(np.float32)

@@ -22,11 +22,11 @@ def settings(quick: bool) -> dict[str, Any]:
             "variants": list(VARIANTS), "shared_features": [(0, 0)]}
 
 
-def run(seed: int, quick: bool = False) -> Metrics:
+def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
     data = three_gaussians(n_per_cluster=s["n_per_cluster"], seed=seed)
     out: Metrics = {}
-    for variant in VARIANTS:
+    for variant in variants or s["variants"]:
         model = make_gan(variant, seed, s["n_steps"])
         fit_kw = {} if variant == "plain_gan" else {"shared_features": s["shared_features"]}
         model.fit(data.x1, data.x2, **fit_kw)
