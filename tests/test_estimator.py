@@ -190,7 +190,7 @@ def test_bad_data_gets_a_named_error(toy_data, fast_params):
         MAGAN(**fast_params).fit(x1, x2, shared_features="auto")
     with pytest.raises(ConfigError, match="batch_size"):
         MAGAN(**{**fast_params, "batch_size": 0}).fit(x1, x2)
-    with pytest.raises(ConfigError, match="'standardize'.*'pca'"):
+    with pytest.raises(ConfigError, match=r"'standardize'.*'pca'"):
         MAGAN(**{**fast_params, "standardize": "pca"}).fit(x1, x2)
     with pytest.raises(NotFittedError):
         MAGAN().transform(x1)
