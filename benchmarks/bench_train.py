@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py --device cpu --features 30 --batch 256 --steps 200
     python benchmarks/bench_train.py ... --recipe paper default   # with/without issue 9's terms
+    python benchmarks/bench_train.py ... --recipe pairs pairs_translation  # no shared features
 
 Prints one JSON line per configuration: ms per training step, cells per second (both domains
 counted), and transform cells per second. Seeded; warm-up steps are not timed; CUDA timings
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from magan.correspondence import SharedFeatures, TransportPairs
+from magan.correspondence import KnownPairs, SharedFeatures, TransportPairs
 from magan.data import PairSampler
 from magan.nn import MAGANModule, NetworkConfig
 from magan.training import Trainer, resolve_device
@@ -35,17 +36,24 @@ def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
           n_cells: int = 100_000, warmup: int = 20, recipe: str = "paper") -> dict:
     """``recipe="paper"``: shared-feature correspondence only (the paper's losses);
     ``"default"``: plus MAGAN()'s transport pseudo-pairs (shared cost, epsilon 0.02, weight 2)
-    and averaged generators (EMA 0.995)."""
+    and averaged generators (EMA 0.995). Without shared features, 10 known pairs:
+    ``"pairs"`` is MAGAN()'s default then (fused Gromov-Wasserstein plan, "structure"),
+    ``"pairs_translation"`` the plan from the translations alone."""
     torch.manual_seed(0)
     x1 = torch.randn(n_cells, d, device=device)
     x2 = torch.randn(n_cells, d, device=device)
     module = MAGANModule(NetworkConfig(d, d, widths[0], widths[1])).to(device)
     shared = SharedFeatures([(i, i) for i in range(min(d, 16))]).to(device)
-    terms, extra = [shared], {}
+    terms, extra, pairs = [shared], {}, None
     if recipe == "default":
         terms.append(TransportPairs(0.02, "shared", shared=shared).to(device))
         extra = {"generator_ema": 0.995}
-    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0), terms, **extra)
+    elif recipe in {"pairs", "pairs_translation"}:
+        cost = "structure" if recipe == "pairs" else "translation"
+        terms = [KnownPairs(), TransportPairs(0.02, cost).to(device)]
+        extra = {"generator_ema": 0.995}
+        pairs = (x1[:10], x2[:10])
+    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0, pairs=pairs), terms, **extra)
     torch.set_flush_denormal(True)
     for _ in range(warmup):
         trainer.step()
@@ -83,7 +91,8 @@ def main() -> None:
     parser.add_argument("--widths", choices=["paper", "small", "both"], default="both")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--recipe", nargs="+", choices=["paper", "default"], default=["paper"])
+    parser.add_argument("--recipe", nargs="+", default=["paper"],
+                        choices=["paper", "default", "pairs", "pairs_translation"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     choices = {"paper": [PAPER], "small": [SMALL], "both": [PAPER, SMALL]}[args.widths]
