@@ -69,18 +69,17 @@ def test_gaussians_quick(tmp_path):
 def test_digits_quick(tmp_path):
     _, m = _quick("digits", tmp_path)
     assert m["truth_rotated"]["digit_accuracy"] > 0.95  # the classifier itself works
-    # One known pair, 200 steps: the default maps 3s to rotated 3s (the GW plan decides which
-    # cluster is which; before it, 2 of 5 full-length seeds swapped the digits).
-    assert m["magan"]["digit_accuracy"] > 0.85
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_digits_default_finds_the_right_digit_on_more_seeds(seed, tmp_path):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_digits_structure_plan_finds_the_right_digit(seed, tmp_path):
+    # One known pair, 200 steps (quick): with the Gromov-Wasserstein plan, 3s land on rotated
+    # 3s on every seed (measured 0.93, 0.89, 0.93); the translation plan alone swaps the digits
+    # on 2 of 5 full-length seeds (RESULTS.md).
     if find_shared_data() is None:
         pytest.skip("shared/data not found (set MAGAN_SHARED_DATA): real-data experiment")
-    result = run_experiment("digits", [seed], tmp_path, quick=True, variants=["magan"])
-    accuracy = result["per_seed"][0]["metrics"]["magan"]["digit_accuracy"]
-    assert accuracy > 0.85  # measured 0.89 and 0.93 (seed 0: 0.93)
+    result = run_experiment("digits", [seed], tmp_path, quick=True, variants=["magan_structure"])
+    assert result["per_seed"][0]["metrics"]["magan_structure"]["digit_accuracy"] > 0.85
 
 
 def test_cytof_batch_quick(tmp_path):

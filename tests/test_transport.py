@@ -156,7 +156,9 @@ def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence
     assert shared.transport_cost_ == "shared"
     pairs = MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])
     assert _terms(pairs) == ["known_pairs", "transport_pairs"]
-    assert pairs.transport_cost_ == "structure"  # no shared features: the GW plan
+    assert pairs.transport_cost_ == "translation"  # no shared features
+    structure = MAGAN(**fast_params, transport_cost="structure").fit(x1, x2, known_pairs=[(0, 0)])
+    assert structure.transport_cost_ == "structure"
     paper = MAGAN.paper(**{**fast_params, "generator_widths": (8,),
                            "discriminator_widths": (8,)})
     assert _terms(paper.fit(x1, x2, shared_features=[(0, 0)])) == ["shared_features"]

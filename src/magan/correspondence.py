@@ -275,8 +275,9 @@ class TransportPairs(nn.Module):
       ``shared``): a kNN-like matching on the markers both panels measured.
     - ``"structure"``: a fused Gromov–Wasserstein plan (:func:`gromov_plan`) from each
       domain's within-batch distances, mixed half and half with the translation cost: for
-      domains with no shared features, where the translation cost alone locks in whatever
-      cluster-to-cluster mapping the generators happened to start with.
+      domains with no shared features but the same geometry, where the translation cost
+      alone locks in whatever cluster-to-cluster mapping the generators started with. Not
+      for two modalities whose distances disagree (ECCITE RNA vs protein: chance).
     """
 
     name = "transport_pairs"

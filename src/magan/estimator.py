@@ -86,12 +86,15 @@ class MAGAN:
         gives soft pseudo-pairs, and the generators regress onto them (weight 2; 0 turns it
         off, as in :meth:`paper`). Active only when some correspondence is given: the plan is
         computed from the shared features (``transport_cost="auto"`` with shared features, or
-        ``"shared"``), from each domain's own within-batch distances fused with the current
-        translations (``"auto"`` with known pairs/relation only, or ``"structure"``: a
-        minibatch Gromov–Wasserstein plan, :func:`~magan.correspondence.gromov_plan`), or
-        from the translations alone (``"translation"``, which keeps whatever cluster mapping
-        the generators started with: digits 3/5 seeds right, 2/5 swapped; ``"structure"``
-        5/5). ``transport_epsilon`` is the entropic blur relative to
+        ``"shared"``), from the current translations (``"auto"`` with known pairs/relation
+        only, or ``"translation"``), or from each domain's own within-batch distances fused
+        with the translations (``"structure"``: a minibatch Gromov–Wasserstein plan,
+        :func:`~magan.correspondence.gromov_plan`). ``"structure"`` is for two domains with
+        the same geometry (e.g. rotated images: digits 5/5 seeds right, where the
+        translation plan keeps whatever cluster mapping the generators started with, 3/5);
+        between two modalities it misleads (ECCITE RNA vs protein: FOSCTTM 0.53, chance,
+        against 0.21), so it is not the default. ``transport_epsilon`` is the entropic blur
+        relative to
         the mean cost (smaller = closer to nearest neighbours, more Sinkhorn iterations
         needed). Cost per step O(batch_size²), so a run stays linear in the number of cells.
         Why: on levine32 panels (RESULTS.md, issue 9) the adversarial and cycle terms fill an
@@ -433,7 +436,7 @@ class MAGAN:
         if self.correspondence and self.transport_pairs_weight > 0 and terms:
             cost = self.transport_cost
             if cost == "auto":
-                cost = "shared" if shared_term is not None else "structure"
+                cost = "shared" if shared_term is not None else "translation"
             terms.append(TransportPairs(self.transport_epsilon, cost, shared=shared_term))
             self.transport_cost_ = cost
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
