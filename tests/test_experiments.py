@@ -109,10 +109,10 @@ def test_cytof_panels_optional_ensemble_row(tmp_path):
 
 
 def test_variants_replace_the_gan_rows_and_are_recorded(tmp_path):
-    result = run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan_global"])
-    assert set(result["per_seed"][0]["metrics"]) == {"magan_global"}
+    result = run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan_per_feature"])
+    assert set(result["per_seed"][0]["metrics"]) == {"magan_per_feature"}
     saved = json.loads((tmp_path / "gaussians.json").read_text())
-    assert saved["settings"]["variants"] == ["magan_global"]
+    assert saved["settings"]["variants"] == ["magan_per_feature"]
 
 
 def test_cross_modal_quick(tmp_path):

@@ -144,6 +144,9 @@ def test_standardizer_global_keeps_relative_spreads():
     back = _json_round_trip(t)
     assert back.per_feature is False
     np.testing.assert_allclose(back.inverse_transform(z), x, rtol=1e-5, atol=1e-4)
+    # a constant feature keeps min_scale (its value comes back exactly), the others share one
+    c = Standardizer(per_feature=False).fit(np.c_[x, np.full(len(x), 7.0)])
+    assert c.scale_[3] == c.min_scale and np.ptp(c.scale_[:3]) == 0
     # an old model file (no per_feature key) reads as per-feature scaling
     state = Standardizer().fit(x).get_state()
     del state["per_feature"]

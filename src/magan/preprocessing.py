@@ -78,7 +78,7 @@ class Standardizer(Transform):
 
     ``per_feature=False`` divides every feature by the same number, the root mean square of the
     features' standard deviations (so the average feature still has unit variance): the
-    *relative* spreads are kept. Right for embeddings (PCA components), where scaling each
+    *relative* spreads are kept (constant features still get ``min_scale``). Right for embeddings (PCA components), where scaling each
     component to unit variance would blow its low-variance, mostly-noise tail up to the weight
     of the leading components.
     """
@@ -101,7 +101,10 @@ class Standardizer(Transform):
         """Fit from each feature's mean and standard deviation (e.g. merged over chunks)."""
         std = np.asarray(std, dtype=np.float64)
         if not self.per_feature:
-            std = np.full_like(std, np.sqrt(np.mean(std ** 2)) if std.size else 1.0)
+            # A constant feature keeps min_scale, as per feature: whatever a generator outputs
+            # for it then comes back at its constant value.
+            common = np.sqrt(np.mean(std ** 2)) if std.size else 1.0
+            std = np.where(std < self.min_scale, std, common)
         self.mean_ = np.asarray(mean, dtype=np.float64)
         self.scale_ = np.maximum(std, self.min_scale)
         return self
