@@ -59,15 +59,16 @@ def test_align_writes_model_and_translations_then_transform(tmp_path, files, cap
                                rtol=1e-5)
 
 
-def test_align_standardize_option_reaches_the_model(tmp_path, files):
-    p1, p2, _ = files
+def test_align_scaling_and_transport_options_reach_the_model(tmp_path, files):
+    p1, p2, pairs = files
     out = tmp_path / "run"
     assert main(["align", str(p1), str(p2), "--out", str(out), "--standardize", "global",
-                 *FAST]) == 0
+                 "--shared", "none", "--known-pairs", str(pairs), "--transport-cost",
+                 "structure", *FAST]) == 0
     from magan import MAGAN
 
     model = MAGAN.load(out / "model")
-    assert model.standardize == "global"
+    assert model.standardize == "global" and model.transport_cost_ == "structure"
     assert np.ptp(model.preprocessing1_[-1].scale_) == 0  # one common scale per domain
 
 

@@ -121,6 +121,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "shared_features_match": args.shared_match,
         "standardize": {None: None, "features": True, "global": "global",
                         "none": False}[args.standardize],
+        "transport_cost": args.transport_cost,
         "preprocess1": _preprocess(args.arcsinh1 if args.arcsinh1 is not None else args.arcsinh),
         "preprocess2": _preprocess(args.arcsinh2 if args.arcsinh2 is not None else args.arcsinh),
     }
@@ -272,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input scaling per domain: each feature to unit variance (default; "
                         "markers), one common scale keeping relative spreads (embeddings such "
                         "as PCA components), or none (the paper preset's)")
+    p.add_argument("--transport-cost", choices=["auto", "shared", "translation", "structure"],
+                   default=None,
+                   help="what each step's transport plan pairs cells by: shared markers, the "
+                        "translations, or 'structure' (Gromov-Wasserstein on each domain's own "
+                        "distances, for same-geometry domains without shared markers); default "
+                        "auto: shared if any, else translation")
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")

@@ -78,9 +78,9 @@ class Standardizer(Transform):
 
     ``per_feature=False`` divides every feature by the same number, the root mean square of the
     features' standard deviations (so the average feature still has unit variance): the
-    *relative* spreads are kept (constant features still get ``min_scale``). Right for embeddings (PCA components), where scaling each
-    component to unit variance would blow its low-variance, mostly-noise tail up to the weight
-    of the leading components.
+    *relative* spreads are kept (constant features still get ``min_scale``). Right for
+    embeddings (PCA components), where scaling each component to unit variance would blow its
+    low-variance, mostly-noise tail up to the weight of the leading components.
     """
 
     kind = "standardize"
