@@ -14,6 +14,7 @@ from magan.correspondence import (
     SharedFeatures,
     TransportPairs,
     gromov_plan,
+    known_partner_rank,
     sinkhorn,
 )
 from magan.errors import ConfigError
@@ -75,6 +76,29 @@ def test_gromov_plan_pairs_cells_by_within_domain_geometry():
     only_feature = (sinkhorn(noise, 0.05) * same).sum().item()
     fused = (gromov_plan(x1, x2, 0.05, feature_cost=noise) * same).sum().item()
     assert only_feature < 0.7 and fused > 0.95
+
+
+def test_known_partner_rank_tells_agreeing_from_disagreeing_geometry():
+    x1, _, _, _ = _two_clusters_and_their_isometric_copy()
+    g = torch.Generator().manual_seed(2)
+    rotation, _ = torch.linalg.qr(torch.randn(5, 5, generator=g))
+    rotated = torch.cat([x1, torch.zeros(64, 3)], 1) @ rotation  # row r partners row r
+    assert known_partner_rank(x1, rotated, 6) < 0.1  # same geometry: partners found first
+    unrelated = torch.randn(64, 5, generator=g)
+    assert known_partner_rank(x1, unrelated, 6) > 0.25  # no shared geometry: not trusted
+
+
+def test_auto_transport_asks_the_known_pairs_before_using_the_structure_plan(fast_params):
+    rng = np.random.default_rng(0)
+    x1 = np.r_[rng.normal(0, 0.3, (60, 2)) + [2, 0], rng.normal(0, 1.0, (40, 2)) - [2, 0]]
+    rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    same = (np.c_[x1, np.zeros((100, 2))] @ rotation).astype(np.float32)  # rotated copy
+    pairs = [(i, i) for i in range(0, 100, 10)]
+    model = MAGAN(**fast_params).fit(x1.astype(np.float32), same, known_pairs=pairs)
+    assert model.transport_cost_ == "structure" and model.known_partner_rank_ < 0.25
+    other = rng.normal(size=(100, 4)).astype(np.float32)  # unrelated cells
+    model = MAGAN(**fast_params).fit(x1.astype(np.float32), other, known_pairs=pairs)
+    assert model.transport_cost_ == "translation" and model.known_partner_rank_ > 0.25
 
 
 def _batch(module: MAGANModule, x1: torch.Tensor, x2: torch.Tensor) -> CorrespondenceBatch:
@@ -156,9 +180,9 @@ def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence
     assert shared.transport_cost_ == "shared"
     pairs = MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])
     assert _terms(pairs) == ["known_pairs", "transport_pairs"]
-    assert pairs.transport_cost_ == "translation"  # no shared features
+    assert pairs.transport_cost_ in {"translation", "structure"}  # the known pairs decide
     structure = MAGAN(**fast_params, transport_cost="structure").fit(x1, x2, known_pairs=[(0, 0)])
-    assert structure.transport_cost_ == "structure"
+    assert structure.transport_cost_ == "structure" and structure.known_partner_rank_ is None
     paper = MAGAN.paper(**{**fast_params, "generator_widths": (8,),
                            "discriminator_widths": (8,)})
     assert _terms(paper.fit(x1, x2, shared_features=[(0, 0)])) == ["shared_features"]

@@ -31,6 +31,7 @@ __all__ = [
     "TransportPairs",
     "correlated",
     "gromov_plan",
+    "known_partner_rank",
     "sinkhorn",
 ]
 
@@ -251,6 +252,24 @@ def gromov_plan(x1: torch.Tensor, x2: torch.Tensor, epsilon: float,
 
 STRUCTURE_WEIGHT = 0.5
 STRUCTURE_EPSILON = 0.05
+
+
+def known_partner_rank(x1: torch.Tensor, x2: torch.Tensor, k: int,
+                       epsilon: float = STRUCTURE_EPSILON) -> float:
+    """How well a Gromov–Wasserstein plan alone finds known partners: 0 best, ~0.5 chance.
+
+    The first ``k`` rows of ``x1`` and ``x2`` are known pairs (row r partners row r); the
+    other rows are any cells of each domain (a minibatch). For each pair, the fraction of
+    ``x2``'s rows to which :func:`gromov_plan` (no feature cost) sends more of x1_r's mass than
+    to its partner; averaged over the pairs. Lets the known pairs say whether the two domains'
+    geometries agree before the structure plan is trusted. Measured (10 batches of 256, the
+    experiments' pairs, 5 seeds each): digits 0.002-0.015, scGEM 0.12-0.21, ECCITE RNA vs
+    protein 0.53-0.67 (worse than chance).
+    """
+    plan = gromov_plan(x1, x2, epsilon)
+    rows = torch.arange(k, device=plan.device)
+    own = plan[rows, rows]
+    return float((plan[:k] > own[:, None]).float().mean())
 
 
 class TransportPairs(nn.Module):

@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 __all__ = [
     "barrier",
+    "broadcast_from_main",
     "init_from_env",
     "is_distributed",
     "is_main_process",
@@ -50,6 +51,17 @@ def is_main_process() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def broadcast_from_main(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (a decision every rank must share, e.g. a data-driven
+    choice that rounding on different hardware could flip); ``obj`` itself when not
+    distributed."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def init_from_env(device: str = "auto") -> bool:

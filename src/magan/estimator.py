@@ -25,7 +25,14 @@ import pandas as pd
 import torch
 
 from magan import __version__
-from magan.correspondence import KnownPairs, Relation, SharedFeatures, TransportPairs
+from magan.correspondence import (
+    STRUCTURE_EPSILON,
+    KnownPairs,
+    Relation,
+    SharedFeatures,
+    TransportPairs,
+    known_partner_rank,
+)
 from magan.data import (
     HostPairSampler,
     Matrix,
@@ -41,7 +48,14 @@ from magan.data import (
     resolve_shared_features,
     take_rows,
 )
-from magan.distributed import init_from_env, local_device, rank, shard, world_size
+from magan.distributed import (
+    broadcast_from_main,
+    init_from_env,
+    local_device,
+    rank,
+    shard,
+    world_size,
+)
 from magan.errors import (
     ConfigError,
     DataError,
@@ -58,6 +72,9 @@ __all__ = ["MAGAN"]
 
 FORMAT_VERSION = 1
 _CONFIG = "config.json"
+# transport_cost="auto" with known pairs and no shared features: the structure (GW) plan is
+# used when it ranks the known partners in the top quarter of a minibatch on average.
+STRUCTURE_TRUSTED_BELOW = 0.25
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
 
@@ -86,15 +103,18 @@ class MAGAN:
         gives soft pseudo-pairs, and the generators regress onto them (weight 2; 0 turns it
         off, as in :meth:`paper`). Active only when some correspondence is given: the plan is
         computed from the shared features (``transport_cost="auto"`` with shared features, or
-        ``"shared"``), from the current translations (``"auto"`` with known pairs/relation
-        only, or ``"translation"``), or from each domain's own within-batch distances fused
-        with the translations (``"structure"``: a minibatch Gromov–Wasserstein plan,
-        :func:`~magan.correspondence.gromov_plan`). ``"structure"`` is for two domains with
-        the same geometry (e.g. rotated images: digits 5/5 seeds right, where the
-        translation plan keeps whatever cluster mapping the generators started with, 3/5);
-        between two modalities it misleads (ECCITE RNA vs protein: FOSCTTM 0.53, chance,
-        against 0.21), so it is not the default. ``transport_epsilon`` is the entropic blur
-        relative to
+        ``"shared"``), from the current translations (``"translation"``), or from each
+        domain's own within-batch distances fused with the translations (``"structure"``: a
+        minibatch Gromov–Wasserstein plan, :func:`~magan.correspondence.gromov_plan`).
+        ``"structure"`` is right for two domains with the same geometry (rotated images:
+        digits 5/5 seeds right, where the translation plan keeps whatever cluster mapping
+        the generators started with, 3/5) and misleads between two modalities whose
+        distances disagree (ECCITE RNA vs protein: FOSCTTM 0.53, chance, against 0.21). So
+        ``"auto"`` without shared features asks the known pairs first: it uses
+        ``"structure"`` if a GW plan alone ranks the known partners in the top quarter of a
+        minibatch on average (``known_partner_rank_`` < 0.25, 10 batches; digits 0.01,
+        scGEM 0.12-0.21, ECCITE 0.53-0.67), else ``"translation"`` (also with a relation
+        only). ``transport_epsilon`` is the entropic blur relative to
         the mean cost (smaller = closer to nearest neighbours, more Sinkhorn iterations
         needed). Cost per step O(batch_size²), so a run stays linear in the number of cells.
         Why: on levine32 panels (RESULTS.md, issue 9) the adversarial and cycle terms fill an
@@ -433,10 +453,18 @@ class MAGAN:
         if relation is not None:
             terms.append(Relation(relation, **scales))
         self.transport_cost_ = None  # what "auto" resolved to; None: no transport term
+        self.known_partner_rank_ = None  # the known pairs' verdict on the structure plan
         if self.correspondence and self.transport_pairs_weight > 0 and terms:
             cost = self.transport_cost
-            if cost == "auto":
-                cost = "shared" if shared_term is not None else "translation"
+            if cost == "auto" and shared_term is not None:
+                cost = "shared"
+            elif cost == "auto":
+                cost = "translation"
+                if len(known):
+                    self.known_partner_rank_ = broadcast_from_main(
+                        self._known_partner_rank(z1, z2, known, ooc, device))
+                    if self.known_partner_rank_ < STRUCTURE_TRUSTED_BELOW:
+                        cost = "structure"
             terms.append(TransportPairs(self.transport_epsilon, cost, shared=shared_term))
             self.transport_cost_ = cost
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
@@ -542,6 +570,29 @@ class MAGAN:
             steps.append(step)
         steps.append(self._scaler(Z.shape[1]).fit(Z))
         return steps
+
+    def _known_partner_rank(self, z1: Any, z2: Any, known: np.ndarray, ooc: bool,
+                            device: torch.device, n_batches: int = 10) -> float:
+        """:func:`~magan.correspondence.known_partner_rank` over ``n_batches`` minibatches,
+        each holding the known pairs (at most half a batch of them) and random cells."""
+        rng = np.random.default_rng(self.seed)
+        b = self.batch_size
+        scores = []
+        for _ in range(n_batches):
+            k = known if len(known) <= b // 2 else known[
+                rng.choice(len(known), b // 2, replace=False)]
+            extra = max(b - len(k), 1)
+            i1 = np.r_[k[:, 0], rng.integers(z1.shape[0], size=extra)]
+            i2 = np.r_[k[:, 1], rng.integers(z2.shape[0], size=extra)]
+            if ooc:  # raw on-disk rows: preprocess them as the sampler will
+                x1 = self._forward_preprocess(self.preprocessing1_, take_rows(z1, i1))
+                x2 = self._forward_preprocess(self.preprocessing2_, take_rows(z2, i2))
+            else:
+                x1, x2 = z1[i1], z2[i2]
+            scores.append(known_partner_rank(
+                torch.as_tensor(x1, device=device), torch.as_tensor(x2, device=device),
+                len(k), max(self.transport_epsilon, STRUCTURE_EPSILON)))
+        return float(np.mean(scores))
 
     def _scaler(self, d: int) -> Standardizer:
         """The model's own last preprocessing step, as ``standardize`` asks."""
@@ -757,6 +808,7 @@ class MAGAN:
                 "shared_features": self.shared_features_,
                 "n_known_pairs": self.n_known_pairs_,
                 "transport_cost": self.transport_cost_,
+                "known_partner_rank": self.known_partner_rank_,
                 "n_steps_trained": self.n_steps_trained_,
                 "preprocessing1": [s.get_state() for s in self.preprocessing1_],
                 "preprocessing2": [s.get_state() for s in self.preprocessing2_],
@@ -820,6 +872,7 @@ class MAGAN:
             model.shared_features_ = [tuple(p) for p in config["shared_features"]]
             model.n_known_pairs_ = int(config["n_known_pairs"])
             model.transport_cost_ = config.get("transport_cost")  # absent before it existed
+            model.known_partner_rank_ = config.get("known_partner_rank")
             model.n_steps_trained_ = int(config["n_steps_trained"])
             model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
             model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
