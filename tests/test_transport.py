@@ -90,7 +90,8 @@ def test_known_partner_rank_tells_agreeing_from_disagreeing_geometry():
 
 def test_auto_transport_asks_the_known_pairs_before_using_the_structure_plan(fast_params):
     rng = np.random.default_rng(0)
-    x1 = np.r_[rng.normal(0, 0.3, (60, 2)) + [2, 0], rng.normal(0, 1.0, (40, 2)) - [2, 0]]
+    shift = np.array([2.0, 0.0])
+    x1 = np.r_[rng.normal(0, 0.3, (60, 2)) + shift, rng.normal(0, 1.0, (40, 2)) - shift]
     rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]
     same = (np.c_[x1, np.zeros((100, 2))] @ rotation).astype(np.float32)  # rotated copy
     pairs = [(i, i) for i in range(0, 100, 10)]
