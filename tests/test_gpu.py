@@ -58,3 +58,24 @@ def test_training_step_never_waits_for_the_host():
             trainer.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.gpu
+@cuda
+def test_structure_plan_step_never_waits_for_the_host():
+    # transport_cost="structure" (known pairs only): the minibatch Gromov-Wasserstein plan
+    # is all device ops too.
+    device = torch.device("cuda")
+    module = MAGANModule(NetworkConfig(5, 4)).to(device)
+    x1, x2 = torch.randn(500, 5, device=device), torch.randn(400, 4, device=device)
+    sampler = PairSampler(x1, x2, 128, seed=0, pairs=(x1[:2], x2[:2]))
+    trainer = Trainer(module, sampler, [KnownPairs(), TransportPairs(0.02, "structure")],
+                      generator_ema=0.995)
+    trainer.step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
