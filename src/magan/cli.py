@@ -270,15 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared markers equal in value (paper) or after per-domain scaling "
                         "(batch effects)")
     p.add_argument("--standardize", choices=["features", "global", "none"], default=None,
-                   help="input scaling per domain: each feature to unit variance (default; "
-                        "markers), one common scale keeping relative spreads (embeddings such "
-                        "as PCA components), or none (the paper preset's)")
+                   help="input scaling per domain: each feature centred and all divided by "
+                        "one common scale, keeping relative spreads (default; right for PCA "
+                        "components too), each feature to unit variance, or none (the paper "
+                        "preset's)")
     p.add_argument("--transport-cost", choices=["auto", "shared", "translation", "structure"],
                    default=None,
                    help="what each step's transport plan pairs cells by: shared markers, the "
                         "translations, or 'structure' (Gromov-Wasserstein on each domain's own "
                         "distances, for same-geometry domains without shared markers); default "
-                        "auto: shared if any, else translation")
+                        "auto: shared if any, else structure if the known pairs vouch for it, "
+                        "else translation")
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")

@@ -72,11 +72,11 @@ __all__ = ["MAGAN"]
 
 FORMAT_VERSION = 1
 _CONFIG = "config.json"
+_WEIGHTS = "weights.pt"
+_HISTORY = "history.csv"
 # transport_cost="auto" with known pairs and no shared features: the structure (GW) plan is
 # used when it ranks the known partners in the top quarter of a minibatch on average.
 STRUCTURE_TRUSTED_BELOW = 0.25
-_WEIGHTS = "weights.pt"
-_HISTORY = "history.csv"
 
 
 class MAGAN:
