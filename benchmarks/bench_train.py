@@ -37,8 +37,9 @@ def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
     """``recipe="paper"``: shared-feature correspondence only (the paper's losses);
     ``"default"``: plus MAGAN()'s transport pseudo-pairs (shared cost, epsilon 0.02, weight 2)
     and averaged generators (EMA 0.995). Without shared features, 10 known pairs:
-    ``"pairs"`` is MAGAN()'s default then (fused Gromov-Wasserstein plan, "structure"),
-    ``"pairs_translation"`` the plan from the translations alone."""
+    ``"pairs"`` with the fused Gromov-Wasserstein plan ("structure", which MAGAN()'s "auto"
+    uses when the known pairs vouch for it), ``"pairs_translation"`` with the plan from the
+    translations alone (its choice otherwise)."""
     torch.manual_seed(0)
     x1 = torch.randn(n_cells, d, device=device)
     x2 = torch.randn(n_cells, d, device=device)

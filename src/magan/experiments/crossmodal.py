@@ -148,7 +148,8 @@ def _manifold_alignment(x1: np.ndarray, x2: np.ndarray, pairs: list[tuple[int, i
 
 def run_eccite(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings_eccite(quick)
-    s["variants"] = variants or s["variants"]
+    if variants is not None:
+        s["variants"] = variants
     x1, x2, y = load_eccite()
     pairs, ev = _known_pairs(len(y), seed)
     out: Metrics = {}
@@ -181,7 +182,8 @@ def _scores(x1_in_2: np.ndarray, x2: np.ndarray, y: np.ndarray, ev: np.ndarray,
 
 def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
-    s["variants"] = variants or s["variants"]
+    if variants is not None:
+        s["variants"] = variants
     x1, x2, y = load_scgem()
     pairs, ev = _known_pairs(len(y), seed)
 

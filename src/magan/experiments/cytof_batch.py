@@ -133,7 +133,8 @@ def _align_scores(x1_in_2, x2, y1, y2, prefix: str) -> dict[str, float]:
 
 def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
-    s["variants"] = variants or s["variants"]
+    if variants is not None:
+        s["variants"] = variants
     x1, x2_true, y1, y2 = load_shaham()
     m = choose_knockout(x1)
     thr = otsu(x2_true[:, m])[0]

@@ -24,9 +24,11 @@ def settings(quick: bool) -> dict[str, Any]:
 
 def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Metrics:
     s = settings(quick)
+    if variants is not None:
+        s["variants"] = variants
     data = three_gaussians(n_per_cluster=s["n_per_cluster"], seed=seed)
     out: Metrics = {}
-    for variant in variants or s["variants"]:
+    for variant in s["variants"]:
         model = make_gan(variant, seed, s["n_steps"])
         fit_kw = {} if variant == "plain_gan" else {"shared_features": s["shared_features"]}
         model.fit(data.x1, data.x2, **fit_kw)
