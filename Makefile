@@ -24,7 +24,7 @@ test: install
 
 # The paper's experiments on ../shared/data, every seed (about 5-7 minutes each on 2 cores).
 experiments: install
-	$(BIN)/magan experiment all --out results
+	$(BIN)/magan experiment all --out results --jobs 2
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

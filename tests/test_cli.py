@@ -118,3 +118,21 @@ def test_align_real_fcs_files_writes_fcs(tmp_path, shared_data):
     assert translated.n_obs == original.n_obs
     assert list(translated.var_names) == list(io.read(fcs[1]).var_names)
     assert np.isfinite(translated.X).all()
+
+
+def test_experiment_options_reach_the_runner(tmp_path, monkeypatch, capsys):
+    import magan.experiments as experiments
+
+    seen = {}
+
+    def fake_run(name, seeds, out, **kw):
+        seen.update(name=name, seeds=list(seeds), **kw)
+        return {"table": "| fake |\n"}
+
+    monkeypatch.setattr(experiments, "run_experiment", fake_run)
+    assert main(["experiment", "gaussians", "--seeds", "3", "--out", str(tmp_path), "--quick",
+                 "--jobs", "2", "--variants", "magan,magan_structure"]) == 0
+    assert seen == {"name": "gaussians", "seeds": [0, 1, 2], "quick": True, "progress": True,
+                    "variants": ["magan", "magan_structure"], "jobs": 2}
+    assert main(["experiment", "gaussians", "--out", str(tmp_path), "--jobs", "0"]) == 1
+    assert "--jobs" in capsys.readouterr().err

@@ -113,6 +113,21 @@ def test_variants_replace_the_gan_rows_and_are_recorded(tmp_path):
     assert set(result["per_seed"][0]["metrics"]) == {"magan_per_feature"}
     saved = json.loads((tmp_path / "gaussians.json").read_text())
     assert saved["settings"]["variants"] == ["magan_per_feature"]
+    with pytest.raises(ValueError, match="unknown GAN row 'magan_typo'"):
+        run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan", "magan_typo"])
+
+
+def test_seeds_in_parallel_processes_give_the_same_metrics(tmp_path):
+    # jobs=2 runs each seed in its own spawned process: per-seed metrics must be identical to
+    # one process running them in turn (each seed's run is independent and single-threaded).
+    one = run_experiment("gaussians", [0, 1], tmp_path / "one", quick=True, variants=["magan"])
+    two = run_experiment("gaussians", [0, 1], tmp_path / "two", quick=True, variants=["magan"],
+                         jobs=2)
+    assert [r["seed"] for r in two["per_seed"]] == [0, 1]
+    assert [r["metrics"] for r in two["per_seed"]] == [r["metrics"] for r in one["per_seed"]]
+    assert two["table"] == one["table"]
+    with pytest.raises(ValueError, match="jobs"):
+        run_experiment("gaussians", [0], tmp_path, quick=True, jobs=0)
 
 
 def test_cross_modal_quick(tmp_path):

@@ -34,14 +34,16 @@ EXPERIMENTS: dict[str, Callable[[int, bool], dict]] = {k: v.run for k, v in SPEC
 
 
 def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick: bool = False,
-                   progress: bool = False, variants: Sequence[str] | None = None
-                   ) -> dict[str, Any]:
+                   progress: bool = False, variants: Sequence[str] | None = None,
+                   jobs: int = 1) -> dict[str, Any]:
     """Run experiment ``name`` once per seed; write ``<name>.json`` and ``<name>.md`` in
     ``out_dir``; return the JSON content plus ``table`` (the markdown table).
 
     ``seeds=None`` uses the experiment's default count (10 for gaussians, 5 otherwise).
-    ``variants`` (cytof-panels only) replaces its list of GAN rows, e.g. to add the optional
-    ``"magan_ensemble3"`` row; the baselines always run.
+    ``variants`` replaces the experiment's list of GAN rows (any of ``GAN_VARIANTS`` and
+    ``ABLATION_VARIANTS`` in ``_harness``; cytof-panels also takes ``"magan_ensemble3"``); the
+    baselines always run; ``uncertainty`` has fixed rows. ``jobs`` seeds run at once, each in
+    its own process (same metrics, shorter wall time).
     """
     if name not in SPECS:
         raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
@@ -49,7 +51,7 @@ def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick:
     if seeds is None:
         seeds = range(spec.default_seeds)
     return run_experiment_spec(spec, list(seeds), Path(out_dir), quick=quick, progress=progress,
-                               variants=variants)
+                               variants=variants, jobs=jobs)
 
 
 def merge_experiment(name: str, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:

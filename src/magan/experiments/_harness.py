@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from magan.errors import ConfigError
+
 Metrics = dict[str, dict[str, float]]  # method -> metric -> value
 
 # Small nets: ~3-7 ms per step on 2 CPU cores instead of ~30 ms for the paper's
@@ -122,6 +124,8 @@ class Experiment:
     default_seeds: int = 5
     # (method, metric) -> the paper's figure, shown beside ours
     paper: dict[tuple[str, str], str] = field(default_factory=dict)
+    # GAN rows this experiment builds itself, accepted in variants= besides ALL_VARIANTS
+    extra_variants: tuple[str, ...] = ()
 
 
 def _finite(v: float) -> bool:
@@ -218,44 +222,87 @@ def _write(exp: Experiment, seeds: Sequence[int], done: list[dict[str, Any]], ou
     return result
 
 
-def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
-                        quick: bool = False, progress: bool = False,
-                        variants: Sequence[str] | None = None) -> dict[str, Any]:
-    import inspect
+def _run_seed(exp: Experiment, seed: int, quick: bool,
+              variants: Sequence[str] | None) -> dict[str, Any]:
+    """One seed of ``exp`` with one torch thread: its metrics, wall and CPU seconds.
 
+    Module-level so that a worker process can run it (``jobs > 1``)."""
     import torch
 
-    if variants is not None and "variants" not in inspect.signature(exp.run).parameters:
-        raise ValueError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
-                         "only for experiments whose run() takes it")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
-    start, cpu_start = time.perf_counter(), time.process_time()
     # These nets are small: one thread is 2-10x faster than two on a shared 2-core machine.
     threads = torch.get_num_threads()
     torch.set_num_threads(TORCH_THREADS)
     try:
-        for seed in seeds:
-            t0, c0 = time.perf_counter(), time.process_time()
-            metrics = (exp.run(int(seed), quick) if variants is None
-                       else exp.run(int(seed), quick, variants=list(variants)))
-            secs = time.perf_counter() - t0
-            # CPU seconds: what the run costs on an idle machine (one torch thread), whereas
-            # wall seconds grow with whatever else shares the cores.
-            records.append({"seed": int(seed), "seconds": round(secs, 2),
-                            "cpu_seconds": round(time.process_time() - c0, 2),
-                            "metrics": metrics})
-            # Rewritten after every seed, so an interrupted run keeps what it finished.
-            _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
-                   time.process_time() - cpu_start, variants)
-            if progress:
-                print(f"[{exp.name}] seed {seed}: {secs:.1f} s", flush=True)
+        t0, c0 = time.perf_counter(), time.process_time()
+        metrics = (exp.run(int(seed), quick) if variants is None
+                   else exp.run(int(seed), quick, variants=list(variants)))
+        # CPU seconds: what the run costs on an idle machine (one torch thread), whereas
+        # wall seconds grow with whatever else shares the cores.
+        return {"seed": int(seed), "seconds": round(time.perf_counter() - t0, 2),
+                "cpu_seconds": round(time.process_time() - c0, 2), "metrics": metrics}
     finally:
         torch.set_num_threads(threads)
-    return _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
-                  time.process_time() - cpu_start, variants)
 
+
+def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
+                        quick: bool = False, progress: bool = False,
+                        variants: Sequence[str] | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Run ``exp`` once per seed and write its JSON/markdown after every finished seed.
+
+    ``jobs > 1`` runs that many seeds at once, each in its own (spawned) process with one
+    torch thread: the per-seed metrics are the same as in one process (each seed's run is
+    independent and single-threaded), only the wall time shrinks.
+    """
+    import inspect
+
+    if variants is not None and "variants" not in inspect.signature(exp.run).parameters:
+        raise ConfigError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
+                         "only for experiments whose run() takes it")
+    if variants is not None:
+        known = [*ALL_VARIANTS, *exp.extra_variants]
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise ConfigError(f"unknown GAN row {unknown[0]!r} for {exp.name!r}; choose from "
+                             f"{known}")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    start = time.perf_counter()
+
+    def finished(record: dict[str, Any]) -> dict[str, Any]:
+        records.append(record)
+        records.sort(key=lambda r: r["seed"])
+        if progress:
+            print(f"[{exp.name}] seed {record['seed']}: {record['seconds']:.1f} s", flush=True)
+        # Rewritten after every seed, so an interrupted run keeps what it finished.
+        return _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
+                      sum(r["cpu_seconds"] for r in records), variants)
+
+    result = None
+    if jobs == 1 or len(seeds) < 2:
+        for seed in seeds:
+            result = finished(_run_seed(exp, seed, quick, variants))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn, not fork: a forked child inherits torch's thread pools and may deadlock.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context) as pool:
+            futures = [pool.submit(_run_seed, exp, s, quick, variants) for s in seeds]
+            try:
+                for future in as_completed(futures):
+                    result = finished(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    if result is None:  # no seeds: still write an (empty) table
+        result = _write(exp, seeds, records, out_dir, quick, time.perf_counter() - start,
+                        0.0, variants)
+    return result
 
 
 def merge_runs(exp: Experiment, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:

@@ -102,4 +102,5 @@ EXPERIMENT = Experiment(
     settings=settings,
     paper={("magan", "pearson_CD3"): "0.801 (leave-one-out)",
            ("plain_gan", "pearson_CD3"): "−0.275"},
+    extra_variants=("magan_ensemble3",),
 )
