@@ -31,6 +31,7 @@ __all__ = [
     "TransportPairs",
     "correlated",
     "gromov_plan",
+    "gromov_plan_from_distances",
     "known_partner_rank",
     "sinkhorn",
 ]
@@ -231,8 +232,17 @@ def gromov_plan(x1: torch.Tensor, x2: torch.Tensor, epsilon: float,
     PCs): 93-95% of the plan's mass pairs equal digits with 5 x 10 iterations, 96% with 20 x 50.
     """
     with torch.no_grad():
-        c1 = torch.cdist(x1, x1)
-        c2 = torch.cdist(x2, x2)
+        return gromov_plan_from_distances(torch.cdist(x1, x1), torch.cdist(x2, x2), epsilon,
+                                          feature_cost, structure_weight, n_outer, n_inner)
+
+
+def gromov_plan_from_distances(c1: torch.Tensor, c2: torch.Tensor, epsilon: float,
+                               feature_cost: torch.Tensor | None = None,
+                               structure_weight: float = 0.5, n_outer: int = 5,
+                               n_inner: int = 10) -> torch.Tensor:
+    """:func:`gromov_plan` on given within-domain distances ``c1`` (n, n) and ``c2`` (m, m),
+    e.g. graph distances; each is divided by its mean here."""
+    with torch.no_grad():
         c1 = c1 / c1.mean().clamp_min(1e-12)
         c2 = c2 / c2.mean().clamp_min(1e-12)
         n, m = len(c1), len(c2)
