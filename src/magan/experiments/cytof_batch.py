@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from magan.baselines import harmony_align, knn_impute_shared
-from magan.experiments._harness import Experiment, Metrics, load_npz, make_gan
+from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
 from magan.metrics import label_transfer, marker_correlation, mixing_score
 
-VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic")
+# The full run's GAN rows; the ablation rows of _harness on request (variants=).
+VARIANTS = tuple(GAN_VARIANTS)
 COFACTOR = 5.0
 MIN_CLASS = 0.2
 HARMONY_COMPONENTS = 20

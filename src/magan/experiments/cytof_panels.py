@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from magan.baselines import knn_impute_shared
-from magan.experiments._harness import Experiment, Metrics, make_gan
+from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, make_gan
 from magan.experiments.cytof_batch import load_levine
 from magan.metrics import marker_correlation
 
-VARIANTS = ("magan", "magan_paper", "plain_gan", "magan_basic", "magan_no_transport",
-            "magan_no_average")
+# The full run's GAN rows; the ablation rows of _harness on request (variants=).
+VARIANTS = tuple(GAN_VARIANTS)
 # "magan_ensemble3" (not in the default run; pass variants=[...]): mean of ENSEMBLE default
 # models, seeds 1000 * seed + k.
 ENSEMBLE = 3
