@@ -205,3 +205,27 @@ def test_bad_data_gets_a_named_error(toy_data, fast_params):
     with pytest.raises(DataError, match="lacks features"):
         named.transform(f1.drop(columns="CD4"))
     assert issubclass(DataError, MaganError) and issubclass(DataError, ValueError)
+
+
+def test_bfloat16_trains_under_autocast_with_float32_weights(tmp_path, toy_data, fast_params):
+    import torch
+
+    x1, x2 = toy_data
+    model = MAGAN(**{**fast_params, "precision": "bfloat16"})
+    seen = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, inp, out: seen.add(out.dtype) if isinstance(mod, torch.nn.Linear) else None)
+    try:
+        model.fit(x1, x2, shared_features=[(0, 0)], known_pairs=[(0, 1), (2, 3)])
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen  # the training step ran its layers in bfloat16
+    assert {p.dtype for p in model.module_.parameters()} == {torch.float32}
+    assert np.isfinite(model.history_.to_numpy()).all()
+    y = model.transform(x1)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    loaded = MAGAN.load(model.save(tmp_path / "m"))
+    assert loaded.precision == "bfloat16"
+    np.testing.assert_array_equal(loaded.transform(x1), y)
+    with pytest.raises(ConfigError, match="precision"):
+        MAGAN(**{**fast_params, "precision": "float16"}).fit(x1, x2)

@@ -233,3 +233,23 @@ def test_old_model_files_without_the_new_parameters_still_load(tmp_path, toy_dat
     except Exception as err:  # the checksum covers weights only, not config
         pytest.fail(f"an older model file no longer loads: {err}")
     np.testing.assert_allclose(loaded.transform(x1), MAGAN.load(path).transform(x1))
+
+
+def test_plans_and_distances_stay_float32_under_bfloat16_autocast():
+    # Mixed-precision training runs the step under autocast; the plan must not be computed in
+    # bfloat16 (|a|^2 + |b|^2 - 2ab cancels, Sinkhorn's marginals drift).
+    from magan.correspondence import CorrespondenceBatch, TransportPairs, _sq_distances
+
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(64, 5, generator=g) + 30.0, torch.randn(48, 4, generator=g) + 30.0
+    x12, x21 = torch.randn(64, 4, generator=g) + 30.0, torch.randn(48, 5, generator=g) + 30.0
+    batch = CorrespondenceBatch(x1, x2, x12, x21)
+    for cost in ("translation", "structure"):
+        term = TransportPairs(0.05, cost)
+        reference = term.plan(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plan = term.plan(batch)
+            d = _sq_distances(x12, x2)
+        assert plan.dtype == torch.float32 and d.dtype == torch.float32
+        torch.testing.assert_close(plan, reference)
+    torch.testing.assert_close(d, _sq_distances(x12, x2))

@@ -115,6 +115,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "discriminator_widths": args.discriminator_widths,
         "seed": args.seed,
         "device": args.device,
+        "precision": args.precision,
         "progress": not args.quiet,
         "manifold_augmentation": not args.no_augmentation,
         "correspondence": not args.plain,
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "preset 800,400,200,100,50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None,
+                   help="bfloat16: mixed-precision training (autocast) for GPUs with bfloat16 "
+                        "tensor cores; default float32")
     p.add_argument("--format", choices=["csv", "h5ad", "fcs"],
                    help="format of the translated files (default: X1's, else csv)")
     p.add_argument("--checkpoint-every", type=int, default=1000,

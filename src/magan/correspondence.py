@@ -185,10 +185,21 @@ def correlated(
     return loss
 
 
+def _float32(x: torch.Tensor) -> torch.autocast:
+    """Switch autocast off (mixed-precision training) for the block, on ``x``'s device type.
+
+    Why: |a|^2 + |b|^2 - 2ab cancels catastrophically in bfloat16 (8 significant bits), and
+    Sinkhorn's log-sum-exps need float32 to give a plan whose marginals are met."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances between rows, (len(a), len(b)), differentiable, >= 0."""
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return d.clamp_min(0.0)
+    """Squared Euclidean distances between rows, (len(a), len(b)), differentiable, >= 0,
+    computed in float32 whatever the inputs' dtype or autocast."""
+    with _float32(a):
+        a, b = a.float(), b.float()
+        d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return d.clamp_min(0.0)
 
 
 def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tensor:
@@ -325,9 +336,9 @@ class TransportPairs(nn.Module):
 
     def plan(self, batch: CorrespondenceBatch,
              translation_cost: torch.Tensor | None = None) -> torch.Tensor:
-        """The plan P (no gradient). ``translation_cost``: the step's d12 + d21 if already
-        computed (the loss needs them anyway), else computed here."""
-        with torch.no_grad():
+        """The plan P (no gradient, float32). ``translation_cost``: the step's d12 + d21 if
+        already computed (the loss needs them anyway), else computed here."""
+        with torch.no_grad(), _float32(batch.x1):
             if self.cost == "shared":
                 s = self.shared
                 c = _sq_distances(batch.x1[:, s.i] * s.a12 + s.b12, batch.x2[:, s.j])
@@ -336,7 +347,8 @@ class TransportPairs(nn.Module):
             else:
                 c = self._translation_cost(batch)
             if self.cost == "structure":
-                return gromov_plan(batch.x1, batch.x2, max(self.epsilon, STRUCTURE_EPSILON),
+                return gromov_plan(batch.x1.float(), batch.x2.float(),
+                                   max(self.epsilon, STRUCTURE_EPSILON),
                                    feature_cost=c, structure_weight=STRUCTURE_WEIGHT)
             return sinkhorn(c, self.epsilon, self.n_iter)
 

@@ -66,7 +66,7 @@ from magan.errors import (
 )
 from magan.nn import MAGANModule, NetworkConfig
 from magan.preprocessing import Standardizer, Transform, transform_from_state
-from magan.training import LossWeights, Trainer, resolve_device
+from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
 
 __all__ = ["MAGAN"]
 
@@ -159,6 +159,12 @@ class MAGAN:
         image called the same digit with ``True``). ``False``: the user's units as given.
     device
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision
+        ``"float32"`` (default) or ``"bfloat16"``: mixed precision, training's forward passes
+        and losses under ``torch.autocast`` in bfloat16 while weights, gradients, optimizer
+        state, transport plans and ``transform`` stay float32 (bfloat16 keeps float32's
+        range, so no loss scaling). Meant for GPUs with bfloat16 tensor cores (A100, H100);
+        on most CPUs it is slower. Training only; not part of what ``transform`` does.
     seed
         Seeds weight initialisation and minibatch sampling: same data, seed and device give the
         same model.
@@ -195,6 +201,7 @@ class MAGAN:
         preprocess2: Transform | None = None,
         standardize: bool | str = "global",
         device: str = "auto",
+        precision: str = "float32",
         seed: int = 0,
         progress: bool = True,
         log_every: int = 50,
@@ -223,6 +230,7 @@ class MAGAN:
         self.preprocess2 = preprocess2
         self.standardize = standardize
         self.device = device
+        self.precision = precision
         self.seed = seed
         self.progress = progress
         self.log_every = log_every
@@ -294,6 +302,9 @@ class MAGAN:
             raise ConfigError("The 'standardize' parameter of MAGAN must be True/'features' "
                               "(each feature to unit variance), 'global' (one common scale) "
                               f"or False. Got {self.standardize!r} instead.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"The 'precision' parameter of MAGAN must be one of {PRECISIONS}. "
+                              f"Got {self.precision!r} instead.")
         if self.shared_features_match not in {"values", "standardized"}:
             raise ConfigError("The 'shared_features_match' parameter of MAGAN must be 'values' "
                               f"or 'standardized'. Got {self.shared_features_match!r} instead.")
@@ -507,6 +518,7 @@ class MAGAN:
             manifold_augmentation=self.manifold_augmentation,
             generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr,
             adam_betas=tuple(self.adam_betas), generator_ema=self.generator_ema,
+            precision=self.precision,
         )
         callback = None
         if checkpoint_dir is not None:

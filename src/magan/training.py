@@ -28,7 +28,9 @@ from magan.errors import DataError, DivergenceError
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
 from magan.nn import MAGANModule, translate_both
 
-__all__ = ["LossWeights", "Trainer", "resolve_device"]
+__all__ = ["PRECISIONS", "LossWeights", "Trainer", "resolve_device"]
+
+PRECISIONS = ("float32", "bfloat16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -83,12 +85,20 @@ class Trainer:
         discriminator_lr: float = 1e-3,
         adam_betas: tuple[float, float] = (0.5, 0.99),
         generator_ema: float | None = None,
+        precision: str = "float32",
     ) -> None:
         self.module = module
         self.sampler = sampler
         self.terms = nn.ModuleList(terms)
         self.weights = weights or LossWeights()
         self.manifold_augmentation = manifold_augmentation
+        # Mixed precision: the forward passes and losses run under torch.autocast in bfloat16
+        # (weights, gradients and optimizer state stay float32; bfloat16 has float32's range,
+        # so no loss scaling is needed). Transport plans opt back out to float32
+        # (correspondence._float32).
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
         # On CUDA, the fused Adam kernel updates all weights in a few launches: GPU steps here
         # are bound by kernel launches, not arithmetic (BENCHMARKS.md).
         fused = {"fused": True} if module_device(module).type == "cuda" else {}
@@ -133,11 +143,36 @@ class Trainer:
         self._records: list[np.ndarray] = []
 
     # ---- one step ----------------------------------------------------------------------
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(module_device(self.module).type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bfloat16")
+
     def step(self) -> torch.Tensor:
         """One G step then one D step; returns the loss terms as one detached device tensor."""
-        m, w = self.module, self.weights
         x1, x2, p1, p2 = self.sampler.sample()
+        with self._autocast():
+            out, g_loss, parts = self._generator_loss(x1, x2, p1, p2)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        if self.ema_decay is not None:
+            self._update_average()
+        with self._autocast():
+            d1_loss, d2_loss = self._discriminator_loss(x1, x2, out)
+        self.opt_d.zero_grad(set_to_none=True)
+        (d1_loss + d2_loss).backward()
+        self.opt_d.step()
 
+        self.step_count += 1
+        # float32 whatever the precision: the history and divergence checks read these
+        return torch.stack([t.float() for t in (g_loss, *parts, d1_loss, d2_loss)]).detach()
+
+    def _generator_loss(self, x1: torch.Tensor, x2: torch.Tensor, p1: torch.Tensor | None,
+                        p2: torch.Tensor | None
+                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[torch.Tensor]]:
+        """Translations, the generators' total loss, and its terms (adversarial, cycle,
+        correspondence) in ``loss_names`` order."""
+        m, w = self.module, self.weights
         out = translate_both(self.g12, self.g21, x1, x2)
         adv12 = generator_adversarial_loss(_frozen(m.d2, out["x12"]))
         adv21 = generator_adversarial_loss(_frozen(m.d1, out["x21"]))
@@ -149,12 +184,11 @@ class Trainer:
         g_loss = w.adversarial * (adv12 + adv21) + w.cycle * (cyc1 + cyc2)
         for term, value in zip(self.terms, corr):
             g_loss = g_loss + cw.get(term.name, 1.0) * value
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        if self.ema_decay is not None:
-            self._update_average()
+        return out, g_loss, [adv12, adv21, cyc1, cyc2, *corr]
 
+    def _discriminator_loss(self, x1: torch.Tensor, x2: torch.Tensor,
+                            out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both discriminators' losses on this step's (detached) translations."""
         # One forward per discriminator over [real, fake, reconstructed], then split.
         b1, b2, aug = len(x1), len(x2), self.manifold_augmentation
         parts1 = [x1, out["x21"].detach()] + ([out["x121"].detach()] if aug else [])
@@ -167,12 +201,7 @@ class Trainer:
         d2_loss = discriminator_loss(
             logits2[:b2], logits2[b2:b2 + b1], logits2[b2 + b1:] if aug else None
         )
-        self.opt_d.zero_grad(set_to_none=True)
-        (d1_loss + d2_loss).backward()
-        self.opt_d.step()
-
-        self.step_count += 1
-        return torch.stack([g_loss, adv12, adv21, cyc1, cyc2, *corr, d1_loss, d2_loss]).detach()
+        return d1_loss, d2_loss
 
     # ---- the loop ----------------------------------------------------------------------
     def run(
