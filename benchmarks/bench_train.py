@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py --device cpu --features 30 --batch 256 --steps 200
     python benchmarks/bench_train.py ... --recipe paper default   # with/without issue 9's terms
     python benchmarks/bench_train.py ... --recipe pairs pairs_translation  # no shared features
+    python benchmarks/bench_train.py --device cuda ... --precision float32 bfloat16
 
 Prints one JSON line per configuration: ms per training step, cells per second (both domains
 counted), and transform cells per second. Seeded; warm-up steps are not timed; CUDA timings
@@ -33,13 +34,15 @@ def _sync(device: torch.device) -> None:
 
 
 def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
-          n_cells: int = 100_000, warmup: int = 20, recipe: str = "paper") -> dict:
+          n_cells: int = 100_000, warmup: int = 20, recipe: str = "paper",
+          precision: str = "float32") -> dict:
     """``recipe="paper"``: shared-feature correspondence only (the paper's losses);
     ``"default"``: plus MAGAN()'s transport pseudo-pairs (shared cost, epsilon 0.02, weight 2)
     and averaged generators (EMA 0.995). Without shared features, 10 known pairs:
     ``"pairs"`` with the fused Gromov-Wasserstein plan ("structure", which MAGAN()'s "auto"
     uses when the known pairs vouch for it), ``"pairs_translation"`` with the plan from the
-    translations alone (its choice otherwise)."""
+    translations alone (its choice otherwise). ``precision``: the Trainer's (``"bfloat16"``:
+    training under autocast; inference is timed in float32 either way)."""
     torch.manual_seed(0)
     x1 = torch.randn(n_cells, d, device=device)
     x2 = torch.randn(n_cells, d, device=device)
@@ -54,7 +57,8 @@ def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
         terms = [KnownPairs(), TransportPairs(0.02, cost).to(device)]
         extra = {"generator_ema": 0.995}
         pairs = (x1[:10], x2[:10])
-    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0, pairs=pairs), terms, **extra)
+    trainer = Trainer(module, PairSampler(x1, x2, batch, seed=0, pairs=pairs), terms,
+                      precision=precision, **extra)
     torch.set_flush_denormal(True)
     for _ in range(warmup):
         trainer.step()
@@ -76,6 +80,7 @@ def bench(d: int, batch: int, steps: int, widths: tuple, device: torch.device,
     return {
         "device": str(device), "features": d, "batch": batch,
         "widths": "paper" if widths == PAPER else "small", "recipe": recipe,
+        "precision": precision,
         "ms_per_step": round(step_s * 1e3, 3),
         "train_cells_per_s": round(2 * batch / step_s),
         "transform_cells_per_s": round(n_cells / infer_s),
@@ -94,6 +99,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=100_000)
     parser.add_argument("--recipe", nargs="+", default=["paper"],
                         choices=["paper", "default", "pairs", "pairs_translation"])
+    parser.add_argument("--precision", nargs="+", default=["float32"],
+                        choices=["float32", "bfloat16"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     choices = {"paper": [PAPER], "small": [SMALL], "both": [PAPER, SMALL]}[args.widths]
@@ -101,9 +108,10 @@ def main() -> None:
         for d in args.features:
             for batch in args.batch:
                 for recipe in args.recipe:
-                    result = bench(d, batch, args.steps, widths, device, n_cells=args.cells,
-                                   recipe=recipe)
-                    print(json.dumps(result), flush=True)
+                    for precision in args.precision:
+                        result = bench(d, batch, args.steps, widths, device,
+                                       n_cells=args.cells, recipe=recipe, precision=precision)
+                        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
