@@ -558,3 +558,11 @@ def test_cli_drop_nonfinite(tmp_path, data, capsys):
 
 def test_file_format_errors_are_magan_errors():
     assert issubclass(FileFormatError, MaganError) and issubclass(DivergenceError, MaganError)
+
+
+def test_resume_refuses_a_checkpoint_trained_in_another_precision(tmp_path, data):
+    ck = tmp_path / "ck"
+    MAGAN(**TINY, precision="bfloat16").fit(*data, checkpoint_dir=ck, checkpoint_every=10)
+    with pytest.raises(ModelFileError, match="other data or parameters"):
+        MAGAN(**TINY).fit(*data, checkpoint_dir=ck, resume=True)
+    MAGAN(**TINY, precision="bfloat16").fit(*data, checkpoint_dir=ck, resume=True)  # same: ok

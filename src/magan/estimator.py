@@ -565,6 +565,8 @@ class MAGAN:
         # n_steps may grow on resume; progress, device and log_every do not change the result.
         ignored = {"progress", "device", "n_steps", "log_every"}
         params = {k: v for k, v in self._params_json().items() if k not in ignored}
+        if params.get("precision") == "float32":  # as before the option existed: old
+            del params["precision"]  # float32 checkpoints still resume
         h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()
 
