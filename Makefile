@@ -22,7 +22,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The paper's experiments on ../shared/data, every seed (about 5-7 minutes each on 2 cores).
+# The paper's experiments on ../shared/data, every seed, two at a time (3-7 minutes each on 2 cores).
 experiments: install
 	$(BIN)/magan experiment all --out results --jobs 2
 

@@ -1,19 +1,22 @@
-"""Other minibatch plans for scGEM (issue 9): does any get magan's FOSCTTM near SCOT's 0.189?
+"""Other minibatch GW plans (issue 9): does any get scGEM's FOSCTTM near SCOT's 0.189, and
+what do they do to digits?
 
-    python benchmarks/scgem_plans.py --seeds 0 1 2 3 4 \
-        > benchmarks/results/common_scale/scgem_plans.jsonl
+    python benchmarks/gw_plans.py --data scgem > benchmarks/results/common_scale/gw_plans.jsonl
+    python benchmarks/gw_plans.py --data digits >> benchmarks/results/common_scale/gw_plans.jsonl
 
-Every row is the experiments' ``magan`` (cross-modal settings: 2,000 steps, 10 known pairs per
-seed, FOSCTTM on the other 167 cells in x2's z-units) with ``transport_cost="structure"``
-(what "auto" picks on scGEM) and one change to how the minibatch plan is made:
+Every row is the experiments' ``magan`` with ``transport_cost="structure"`` (what "auto"
+picks on both) and one change to how the minibatch plan is made. scGEM: the cross-modal
+experiment's settings (2,000 steps, 10 known pairs per seed, FOSCTTM on the other 167 cells in
+x2's z-units). digits: the digits experiment's data, pair and classifier at 1,000 steps (its
+setting before 2026-11-26), ``digit_accuracy``. Rows:
 
 - ``default``: fused GW, half structure (Euclidean within-batch distances), half translation
   cost (``STRUCTURE_WEIGHT = 0.5``);
 - ``structure_weight_0.8`` / ``_1.0``: more (or only) structure in the fused cost;
 - ``anchors``: the feature part of the fused cost is no longer the translation cost but how
   differently two cells sit relative to the known pairs: each cell's distances to the known-pair
-  cells of its own domain (a 10-vector per cell, comparable across domains because the pairs
-  correspond), squared Euclidean between those vectors; structure weight 0.8;
+  cells of its own domain (a vector per cell, one entry per pair, comparable across domains
+  because the pairs correspond), squared Euclidean between those vectors; structure weight 0.8;
 - ``anchors_geodesic``: the same, with all within-domain distances (GW part and anchor vectors)
   taken along a 20-nearest-neighbour graph (correlation, rows L2-normalised, hop counts: SCOT's
   recipe) built on the minibatch plus the known-pair cells; structure weight 0.5.
@@ -29,11 +32,13 @@ import json
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 import magan.correspondence as corr
 from magan.experiments._harness import make_gan, zscore
 from magan.experiments.crossmodal import _known_pairs, load_scgem
+from magan.experiments.digits import load_digits
 from magan.metrics import foscttm
 
 
@@ -79,13 +84,45 @@ ROWS: dict[str, tuple[float, Callable | None]] = {
 }
 
 
+def _scgem() -> Callable[[int], tuple]:
+    x1, x2, y = load_scgem()
+
+    def task(seed: int) -> tuple:
+        pairs, ev = _known_pairs(len(y), seed)
+
+        def score(model) -> dict[str, float]:
+            s = foscttm(zscore(model.transform(x1), x2)[ev], zscore(x2, x2)[ev])
+            return {"foscttm": round(float(s), 4)}
+        return x1, x2, pairs, 2000, score
+    return task
+
+
+def _digits() -> Callable[[int], tuple]:
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+
+    p1, p2, y = load_digits()
+    z1 = PCA(50, random_state=0).fit_transform(p1).astype(np.float32)
+    z2 = PCA(50, random_state=0).fit_transform(p2).astype(np.float32)
+    clf = LogisticRegression(max_iter=2000).fit(z2, y)
+
+    def task(seed: int) -> tuple:
+        i = int(np.random.default_rng(seed).integers(len(y)))
+
+        def score(model) -> dict[str, float]:
+            return {"digit_accuracy": round(float(clf.score(model.transform(z1), y)), 4)}
+        return z1, z2, [(i, i)], 1000, score
+    return task
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=["scgem", "digits"], default="scgem")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    x1, x2, y = load_scgem()
+    task = _scgem() if args.data == "scgem" else _digits()
     original_plan, original_weight = corr.TransportPairs.plan, corr.STRUCTURE_WEIGHT
     for row in args.rows:
         weight, plan = ROWS[row]
@@ -93,12 +130,11 @@ def main() -> None:
         corr.TransportPairs.plan = plan or original_plan
         try:
             for seed in args.seeds:
-                pairs, ev = _known_pairs(len(y), seed)
+                x1, x2, pairs, n_steps, score = task(seed)
                 t0 = time.perf_counter()
-                model = make_gan("magan", seed, 2000, transport_cost="structure")
+                model = make_gan("magan", seed, n_steps, transport_cost="structure")
                 model.fit(x1, x2, known_pairs=pairs)
-                score = foscttm(zscore(model.transform(x1), x2)[ev], zscore(x2, x2)[ev])
-                print(json.dumps({"row": row, "seed": seed, "foscttm": round(float(score), 4),
+                print(json.dumps({"data": args.data, "row": row, "seed": seed, **score(model),
                                   "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
         finally:
             corr.TransportPairs.plan, corr.STRUCTURE_WEIGHT = original_plan, original_weight
