@@ -163,8 +163,10 @@ class MAGAN:
         ``"float32"`` (default) or ``"bfloat16"``: mixed precision, training's forward passes
         and losses under ``torch.autocast`` in bfloat16 while weights, gradients, optimizer
         state, transport plans and ``transform`` stay float32 (bfloat16 keeps float32's
-        range, so no loss scaling). Meant for GPUs with bfloat16 tensor cores (A100, H100);
-        on most CPUs it is slower. Training only; not part of what ``transform`` does.
+        range, so no loss scaling). Meant for GPUs with bfloat16 tensor cores (A100, H100;
+        not yet measured there); on a CPU the gain depends on its bfloat16 support (this
+        project's 2-core AMD EPYC: 21 vs 23 ms per step, BENCHMARKS.md). Training only:
+        ``transform`` runs in float32.
     seed
         Seeds weight initialisation and minibatch sampling: same data, seed and device give the
         same model.

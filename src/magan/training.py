@@ -24,7 +24,7 @@ from torch import nn
 from magan.correspondence import CorrespondenceBatch
 from magan.data import PairSampler
 from magan.distributed import is_distributed, is_main_process, rank, world_size
-from magan.errors import DataError, DivergenceError
+from magan.errors import ConfigError, DataError, DivergenceError
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
 from magan.nn import MAGANModule, translate_both
 
@@ -41,8 +41,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from magan.errors import ConfigError
-
         raise ConfigError("device='cuda' was asked for, but torch sees no CUDA device")
     return dev
 
@@ -97,7 +95,7 @@ class Trainer:
         # so no loss scaling is needed). Transport plans opt back out to float32
         # (correspondence._float32).
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
         # On CUDA, the fused Adam kernel updates all weights in a few launches: GPU steps here
         # are bound by kernel launches, not arithmetic (BENCHMARKS.md).
