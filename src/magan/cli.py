@@ -245,8 +245,6 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     variants = None if args.variants is None else [v for v in args.variants.split(",") if v]
     if variants is not None and not variants:
         raise ConfigError("--variants needs at least one GAN row name")
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     for name in names:
         result = run_experiment(name, seeds, Path(args.out), quick=args.quick,
                                 progress=not args.quiet, variants=variants, jobs=args.jobs)

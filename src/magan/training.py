@@ -97,9 +97,10 @@ class Trainer:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
+        self._device_type = module_device(module).type  # looked up once, not every step
         # On CUDA, the fused Adam kernel updates all weights in a few launches: GPU steps here
         # are bound by kernel launches, not arithmetic (BENCHMARKS.md).
-        fused = {"fused": True} if module_device(module).type == "cuda" else {}
+        fused = {"fused": True} if self._device_type == "cuda" else {}
         self.opt_g = torch.optim.Adam(module.generators(), lr=generator_lr, betas=adam_betas,
                                       **fused)
         self.opt_d = torch.optim.Adam(module.discriminators(), lr=discriminator_lr,
@@ -142,7 +143,7 @@ class Trainer:
 
     # ---- one step ----------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(module_device(self.module).type, dtype=torch.bfloat16,
+        return torch.autocast(self._device_type, dtype=torch.bfloat16,
                               enabled=self.precision == "bfloat16")
 
     def step(self) -> torch.Tensor:
