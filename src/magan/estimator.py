@@ -13,8 +13,6 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,8 +60,8 @@ from magan.errors import (
     DivergenceError,
     ModelFileError,
     NotFittedError,
-    OutputExistsError,
 )
+from magan.io import write_dir_atomic
 from magan.nn import MAGANModule, NetworkConfig
 from magan.preprocessing import Standardizer, Transform, transform_from_state
 from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
@@ -803,46 +801,31 @@ class MAGAN:
         leaves a half-written model. Refuses an existing ``path`` unless ``overwrite``.
         """
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is an ordinary folder
-            state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
-            torch.save(state, tmp / _WEIGHTS)
-            digest = hashlib.sha256((tmp / _WEIGHTS).read_bytes()).hexdigest()
-            config = {
-                "magan_version": __version__,
-                "format_version": FORMAT_VERSION,
-                "params": self._params_json(),
-                "network": self.network_config_.to_dict(),
-                "feature_names1": self.feature_names1_,
-                "feature_names2": self.feature_names2_,
-                "has_names": [self.has_names1_, self.has_names2_],
-                "shared_features": self.shared_features_,
-                "n_known_pairs": self.n_known_pairs_,
-                "transport_cost": self.transport_cost_,
-                "known_partner_rank": self.known_partner_rank_,
-                "n_steps_trained": self.n_steps_trained_,
-                "preprocessing1": [s.get_state() for s in self.preprocessing1_],
-                "preprocessing2": [s.get_state() for s in self.preprocessing2_],
-                "weights_sha256": digest,
-            }
-            (tmp / _CONFIG).write_text(json.dumps(config, indent=2))
-            self.history_.to_csv(tmp / _HISTORY)
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return write_dir_atomic(path, self._write_files, overwrite=overwrite)
+
+    def _write_files(self, folder: Path) -> None:
+        state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+        torch.save(state, folder / _WEIGHTS)
+        digest = hashlib.sha256((folder / _WEIGHTS).read_bytes()).hexdigest()
+        config = {
+            "magan_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "params": self._params_json(),
+            "network": self.network_config_.to_dict(),
+            "feature_names1": self.feature_names1_,
+            "feature_names2": self.feature_names2_,
+            "has_names": [self.has_names1_, self.has_names2_],
+            "shared_features": self.shared_features_,
+            "n_known_pairs": self.n_known_pairs_,
+            "transport_cost": self.transport_cost_,
+            "known_partner_rank": self.known_partner_rank_,
+            "n_steps_trained": self.n_steps_trained_,
+            "preprocessing1": [s.get_state() for s in self.preprocessing1_],
+            "preprocessing2": [s.get_state() for s in self.preprocessing2_],
+            "weights_sha256": digest,
+        }
+        (folder / _CONFIG).write_text(json.dumps(config, indent=2))
+        self.history_.to_csv(folder / _HISTORY)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> MAGAN:

@@ -34,6 +34,7 @@ import datetime as _dt
 import lzma
 import os
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -848,6 +849,32 @@ def write_text_atomic(path: PathLike, text: str, *, overwrite: bool = True) -> P
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
     return _write_via_temp(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+
+
+def write_dir_atomic(path: PathLike, fill: Callable[[Path], object], *,
+                     overwrite: bool = False) -> Path:
+    """Build a folder (a saved model) with ``fill(tmp)`` in a hidden temporary sibling, then
+    rename it to ``path``: a crash never leaves a half-written folder, and an existing
+    ``path`` is replaced only with ``overwrite=True`` (else OutputExistsError)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is an ordinary folder
+        fill(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
 
 def _write_via_temp(
