@@ -72,6 +72,30 @@ def test_align_scaling_and_transport_options_reach_the_model(tmp_path, files):
     assert np.ptp(model.preprocessing1_[-1].scale_) == 0  # one common scale per domain
 
 
+def test_align_interval_writes_calibrated_columns_and_an_ensemble(tmp_path, files, capsys):
+    p1, p2, _ = files
+    out = tmp_path / "run"
+    assert main(["align", str(p1), str(p2), "--out", str(out), "--arcsinh", "5",
+                 "--interval", "0.8", "--members", "2", *FAST]) == 0
+    frame = pd.read_csv(out / "x2_imputed_interval.csv", index_col=0)
+    assert list(frame.columns) == [f"{f} ({s})" for s in ("mean", "lower", "upper")
+                                   for f in ("CD4", "CD19")]
+    assert (frame["CD4 (lower)"] <= frame["CD4 (mean)"]).all()
+    assert (frame["CD4 (mean)"] <= frame["CD4 (upper)"]).all()
+    assert (out / "checkpoint_member1").is_dir()
+    from magan.uncertainty import Ensemble
+
+    ens = Ensemble.load(out / "ensemble")
+    assert [m.seed for m in ens.members_] == [0, 1]
+    mean = ens.impute(pd.read_csv(p2, index_col=0), domain=2, level=None)
+    np.testing.assert_allclose(mean["CD4"], frame["CD4 (mean)"], rtol=1e-5)
+    assert main(["align", str(p1), str(p2), "--out", str(tmp_path / "b"), "--members", "3",
+                 *FAST]) == 1
+    assert "--interval" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["align", str(p1), str(p2), "--out", str(tmp_path / "c"), "--interval", "2"])
+
+
 def test_markers_prints_the_matching_table(files, capsys):
     p1, p2, _ = files
     assert main(["markers", str(p1), str(p2)]) == 0

@@ -20,7 +20,7 @@ LAYERS = [
     ["correspondence"],
     ["training", "checkpoint"],
     ["estimator"],
-    ["tl", "baselines"],
+    ["tl", "baselines", "uncertainty"],
     ["plots", "demo"],
     ["report", "experiments"],
     ["cli"],

@@ -97,6 +97,14 @@ def cmd_align(args: argparse.Namespace) -> int:
     suffix = _output_suffix(Path(args.x1), args.format)
     targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}",
                out / f"x1_with_imputed{suffix}", out / f"x2_with_imputed{suffix}"]
+    if args.members < 1:
+        raise ConfigError(f"--members must be at least 1, got {args.members}")
+    if args.interval is not None:
+        targets += [out / "ensemble", out / f"x1_imputed_interval{suffix}",
+                    out / f"x2_imputed_interval{suffix}"]
+    elif args.members != 1:
+        raise ConfigError("--members trains an ensemble for --interval; pass --interval LEVEL "
+                          "(e.g. 0.9) too")
     if not args.overwrite and not args.resume:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
@@ -131,12 +139,16 @@ def cmd_align(args: argparse.Namespace) -> int:
     else:
         model = MAGAN(**{k: v for k, v in params.items() if v is not None})
     out.mkdir(parents=True, exist_ok=True)
+    members = [model] + [MAGAN(**{**model.get_params(), "seed": model.seed + k})
+                         for k in range(1, args.members if args.interval is not None else 1)]
     with warnings.catch_warnings():
         if args.quiet:
             warnings.simplefilter("ignore")
-        model.fit(a1, a2, shared_features=shared, known_pairs=known,
-                  checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
-                  resume=args.resume, drop_nonfinite=args.drop_nonfinite)
+        for k, member in enumerate(members):  # member k > 0: its own checkpoint folder
+            member.fit(a1, a2, shared_features=shared, known_pairs=known,
+                       checkpoint_dir=out / ("checkpoint" if k == 0 else f"checkpoint_member{k}"),
+                       checkpoint_every=args.checkpoint_every, resume=args.resume,
+                       drop_nonfinite=args.drop_nonfinite)
     from magan.distributed import barrier, is_main_process
 
     if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
@@ -161,6 +173,8 @@ def cmd_align(args: argparse.Namespace) -> int:
             names = [*measured.feature_names, *(f"{c} (imputed)" for c in imputed.columns)]
             written.append(_write_translation(values, list(adata.obs_names), names, target,
                                               overwrite=True))
+    if args.interval is not None:
+        written += _write_intervals(members, a1, a2, args.interval, targets[5:])
     summary = {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
@@ -179,6 +193,36 @@ def cmd_align(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     barrier()
     return 0
+
+
+def _write_intervals(members, a1, a2, level: float, targets: list[Path]) -> list[Path]:
+    """OUT/ensemble and, per domain, the other domain's unshared features imputed with a
+    ``level`` interval: columns "<feature> (mean)", "(lower)", "(upper)" (magan.uncertainty)."""
+    from magan.uncertainty import Ensemble
+
+    ens = Ensemble.from_members(members, a1, a2)
+    written = [ens.save(targets[0], overwrite=True)]
+    for domain, adata, target in ((1, a1, targets[1]), (2, a2, targets[2])):
+        frame = ens.impute(adata, domain=domain, level=level)
+        if frame.shape[1]:
+            frame = frame.drop(columns="sd", level=0)
+            names = [f"{feature} ({stat})" for stat, feature in frame.columns]
+            written.append(_write_translation(frame.to_numpy(dtype=np.float32),
+                                              list(adata.obs_names), names, target,
+                                              overwrite=True))
+    return written
+
+
+def _level(text: str) -> float:
+    from magan.uncertainty import LEVELS
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not LEVELS[0] <= value <= LEVELS[-1]:
+        raise argparse.ArgumentTypeError(f"must be in [{LEVELS[0]}, {LEVELS[-1]}], e.g. 0.9")
+    return value
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
@@ -318,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-nonfinite", action="store_true",
                    help="drop cells with NaN/inf values (with a warning) instead of refusing "
                         "the input; translations then cover the remaining cells")
+    p.add_argument("--interval", type=_level, metavar="LEVEL",
+                   help="also write each domain's imputed features with a LEVEL (e.g. 0.9) "
+                        "interval per value, calibrated on the measured domain's own cells "
+                        "(OUT/x*_imputed_interval.*, OUT/ensemble)")
+    p.add_argument("--members", type=int, default=1,
+                   help="with --interval: models in the ensemble (seeds SEED, SEED+1, ...); "
+                        "their spread adds model uncertainty (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")

@@ -768,21 +768,29 @@ class MAGAN:
         self._check_fitted()
         if domain not in (1, 2):
             raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
+        columns = self.output_features(domain, features)  # bad names fail before the work
         m = self.check_input(x, domain=domain, layer=layer)
         values = self._translate(m.X, domain)
         names = self.feature_names2_ if domain == 1 else self.feature_names1_
-        frame = pd.DataFrame(values, columns=names, index=m.cell_names)
+        return pd.DataFrame(values, columns=names, index=m.cell_names)[columns]
+
+    def output_features(self, domain: int, features: Sequence[str] | str | None = "unshared"
+                        ) -> list[str]:
+        """Names of the features that translating cells of ``domain`` yields, as selected by
+        :meth:`impute`'s ``features`` (``"unshared"``, ``None`` for all, or names)."""
+        self._check_fitted()
+        names = self.feature_names2_ if domain == 1 else self.feature_names1_
         if features is None:
-            return frame
+            return list(names)
         if isinstance(features, str) and features == "unshared":
             shared = {p[1] if domain == 1 else p[0] for p in self.shared_features_}
-            return frame[[n for n in names if n not in shared]]
+            return [n for n in names if n not in shared]
         if isinstance(features, str):
             features = [features]
         unknown = [f for f in features if f not in names]
         if unknown:
             raise DataError(f"unknown features {unknown}; domain {3 - domain} has {names[:8]} ...")
-        return frame[list(features)]
+        return list(features)
 
     # ---- persistence -------------------------------------------------------------------
     def _params_json(self) -> dict[str, Any]:

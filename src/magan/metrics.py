@@ -5,7 +5,8 @@ Every function takes cells as rows. Which scores apply depends on what is known 
 - true 1:1 pairs (row i of one domain is row i of the other): :func:`foscttm`, :func:`pair_error`;
 - cell labels in both domains: :func:`label_transfer`, :func:`cluster_mapping`,
   :func:`label_preservation`;
-- measured values of imputed features: :func:`marker_correlation`;
+- measured values of imputed features: :func:`marker_correlation`, and for stated intervals
+  :func:`interval_calibration`;
 - nothing but the two point clouds: :func:`mixing_score`.
 
 Neighbour searches go through :class:`sklearn.neighbors.NearestNeighbors` and all-pairs distances
@@ -32,6 +33,7 @@ __all__ = [
     "LabelTransfer",
     "cluster_mapping",
     "foscttm",
+    "interval_calibration",
     "label_preservation",
     "label_transfer",
     "marker_correlation",
@@ -350,6 +352,32 @@ def marker_correlation(
         "pearson": _columnwise_pearson(a, b),
         "spearman": _columnwise_pearson(rankdata(a, axis=0), rankdata(b, axis=0)),
     }
+
+
+def interval_calibration(
+    mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, truth: np.ndarray,
+) -> dict[str, float]:
+    """Is a stated interval honest? ``coverage`` (fraction of true values inside [lower, upper]:
+    0.9 for a calibrated 90% interval), ``mean_width`` and ``width_error_spearman``, the
+    Spearman correlation between each interval's width and its actual error |mean - truth|
+    (> 0: wider where the value is worse; NaN when every width is equal).
+
+    Why both: coverage alone rewards one wide interval for everything; the correlation says
+    whether the width tells good values from bad ones. All arrays have one shape (cells ×
+    features); values are pooled.
+    """
+    arrays = [_as_matrix(v, n) for v, n in ((mean, "mean"), (lower, "lower"), (upper, "upper"),
+                                             (truth, "truth"))]
+    for a, n in zip(arrays[1:], ("lower", "upper", "truth"), strict=True):
+        _same_shape(arrays[0], a, "mean", n)
+    m, lo, hi, t = arrays
+    if (lo > hi).any():
+        raise DataError("lower exceeds upper for some values: not an interval")
+    width, err = (hi - lo).ravel(), np.abs(m - t).ravel()
+    rho = (np.nan if np.ptp(width) == 0 or np.ptp(err) == 0
+           else float(np.corrcoef(rankdata(width), rankdata(err))[0, 1]))
+    return {"coverage": float(((t >= lo) & (t <= hi)).mean()), "mean_width": float(width.mean()),
+            "width_error_spearman": rho}
 
 
 def _columnwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
