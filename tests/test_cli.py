@@ -82,7 +82,7 @@ def test_align_interval_writes_calibrated_columns_and_an_ensemble(tmp_path, file
                                    for f in ("CD4", "CD19")]
     assert (frame["CD4 (lower)"] <= frame["CD4 (mean)"]).all()
     assert (frame["CD4 (mean)"] <= frame["CD4 (upper)"]).all()
-    assert (out / "checkpoint_member1").is_dir()
+    assert (out / "checkpoint" / "member_1").is_dir()
     from magan.uncertainty import Ensemble
 
     ens = Ensemble.load(out / "ensemble")
@@ -158,6 +158,18 @@ def test_experiment_options_reach_the_runner(tmp_path, monkeypatch, capsys):
                  "--jobs", "2", "--variants", "magan,magan_structure"]) == 0
     assert seen == {"name": "gaussians", "seeds": [0, 1, 2], "quick": True, "progress": True,
                     "variants": ["magan", "magan_structure"], "jobs": 2}
+    # "all" with --variants: the experiments with fixed rows run their own rows, the rest
+    # get the given ones; a bad row name stops the run before any experiment trains.
+    calls = []
+    monkeypatch.setattr(experiments, "run_experiment",
+                        lambda name, seeds, out, **kw: calls.append((name, kw["variants"]))
+                        or {"table": ""})
+    assert main(["experiment", "all", "--out", str(tmp_path), "--variants", "magan"]) == 0
+    assert dict(calls)["uncertainty"] is None and dict(calls)["digits"] == ["magan"]
+    assert "uncertainty: fixed rows" in capsys.readouterr().out
+    calls.clear()
+    assert main(["experiment", "all", "--out", str(tmp_path), "--variants", "magan,nope"]) == 1
+    assert calls == [] and "unknown GAN row 'nope'" in capsys.readouterr().err
     monkeypatch.undo()  # the real runner checks --jobs before any work
     assert main(["experiment", "gaussians", "--out", str(tmp_path), "--jobs", "0"]) == 1
     assert "jobs must be a positive integer, got 0" in capsys.readouterr().err

@@ -143,8 +143,6 @@ def test_ensemble_errors(ensemble, toy_data, fast_params):
             Ensemble(**bad).fit(p1, p2)
     with pytest.raises(ConfigError, match="estimator must be a MAGAN"):
         Ensemble("MAGAN").fit(p1, p2)
-    with pytest.raises(ConfigError, match="checkpointing is per model"):
-        Ensemble(n_members=1).fit(p1, p2, checkpoint_dir="x")
     with pytest.raises(ConfigError, match="level must be"):
         ens.interval(p2, domain=2, level=0.3)
     x1, x2 = toy_data
@@ -154,3 +152,42 @@ def test_ensemble_errors(ensemble, toy_data, fast_params):
     with pytest.raises(ConfigError, match="non-empty list"):
         Ensemble.from_members([], p1, p2)
     assert LEVELS[0] == 0.5 and LEVELS[-1] == 0.995
+
+
+def test_pair_holdout_members_leave_out_their_share_and_widen_honestly(tmp_path, fast_params):
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-2, 2, size=(200, 1))
+    x1 = np.c_[t, t ** 2, np.sin(t)] + 0.05 * rng.normal(size=(200, 3))
+    x2 = np.c_[2 * t, np.cos(t)] + 0.05 * rng.normal(size=(200, 2))
+    pairs = [(i, i) for i in range(0, 200, 17)]  # 12 known pairs
+    base = MAGAN(**fast_params, seed=7)
+    ens = Ensemble(base, n_members=3).fit(x1, x2, known_pairs=pairs)  # "auto": 12 ≥ 2 × 3
+    assert [m.n_known_pairs_ for m in ens.members_] == [8, 8, 8]  # each left 4 out
+    assert set(ens.pair_quantiles_) == {1, 2}
+    assert all(t.shape == LEVELS.shape and (np.diff(t) >= 0).all()
+               for t in ens.pair_quantiles_.values())
+    # The held-out pairs can only widen the interval (the larger multiplier is used).
+    plain = Ensemble.from_members(ens.members_, x1, x2)
+    assert plain.pair_quantiles_ == {}
+    a, b = ens.interval(x1, domain=1), plain.interval(x1, domain=1)
+    assert (a.upper - a.lower >= b.upper - b.lower - 1e-6).all()
+    again = Ensemble.load(ens.save(tmp_path / "e"))
+    np.testing.assert_allclose(again.interval(x2, domain=2).upper, ens.interval(x2, domain=2).upper,
+                               rtol=1e-6)
+    # Off, or too few pairs for "auto": every member sees every pair. Checkpoints per member.
+    off = Ensemble(base, n_members=2, pair_holdout=False).fit(
+        x1, x2, known_pairs=pairs[:3], checkpoint_dir=tmp_path / "ck", checkpoint_every=20)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["member_0", "member_1"]
+    assert [m.n_known_pairs_ for m in off.members_] == [3, 3] and off.pair_quantiles_ == {}
+    auto = Ensemble(base, n_members=2).fit(x1, x2, known_pairs=pairs[:3])
+    assert auto.pair_quantiles_ == {}
+    with pytest.raises(ConfigError, match="at least 2 known pairs and 2 members"):
+        Ensemble(base, n_members=2, pair_holdout=True).fit(x1, x2, known_pairs=pairs[:1])
+    # Cells with NaN are dropped by every member and left out of the reference cells.
+    x1n = x1.copy()
+    x1n[0, 0] = np.nan
+    with pytest.warns(UserWarning, match="drop_nonfinite"):
+        nan = Ensemble(base, n_members=2).fit(x1n, x2, known_pairs=pairs[:4], drop_nonfinite=True)
+    assert len(nan.noise_[1].reference_) == 199 and set(nan.pair_quantiles_) == {1, 2}
+    with pytest.raises(ConfigError, match="pair_holdout must be"):
+        Ensemble(base, pair_holdout="yes").fit(x1, x2)

@@ -139,16 +139,20 @@ def cmd_align(args: argparse.Namespace) -> int:
     else:
         model = MAGAN(**{k: v for k, v in params.items() if v is not None})
     out.mkdir(parents=True, exist_ok=True)
-    members = [model] + [MAGAN(**{**model.get_params(), "seed": model.seed + k})
-                         for k in range(1, args.members if args.interval is not None else 1)]
+    fit_kw = {"shared_features": shared, "known_pairs": known,
+              "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
+              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite}
+    ensemble = None
     with warnings.catch_warnings():
         if args.quiet:
             warnings.simplefilter("ignore")
-        for k, member in enumerate(members):  # member k > 0: its own checkpoint folder
-            member.fit(a1, a2, shared_features=shared, known_pairs=known,
-                       checkpoint_dir=out / ("checkpoint" if k == 0 else f"checkpoint_member{k}"),
-                       checkpoint_every=args.checkpoint_every, resume=args.resume,
-                       drop_nonfinite=args.drop_nonfinite)
+        if args.interval is None:
+            model.fit(a1, a2, **fit_kw)
+        else:  # every member sees every known pair, so member 0 is the model written below
+            from magan.uncertainty import Ensemble
+
+            ensemble = Ensemble(model, n_members=args.members, pair_holdout=False)
+            model = ensemble.fit(a1, a2, **fit_kw).members_[0]
     from magan.distributed import barrier, is_main_process
 
     if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
@@ -173,8 +177,8 @@ def cmd_align(args: argparse.Namespace) -> int:
             names = [*measured.feature_names, *(f"{c} (imputed)" for c in imputed.columns)]
             written.append(_write_translation(values, list(adata.obs_names), names, target,
                                               overwrite=True))
-    if args.interval is not None:
-        written += _write_intervals(members, a1, a2, args.interval, targets[5:])
+    if ensemble is not None:
+        written += _write_intervals(ensemble, a1, a2, args.interval, targets[5:])
     summary = {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
@@ -195,12 +199,9 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_intervals(members, a1, a2, level: float, targets: list[Path]) -> list[Path]:
+def _write_intervals(ens, a1, a2, level: float, targets: list[Path]) -> list[Path]:
     """OUT/ensemble and, per domain, the other domain's unshared features imputed with a
     ``level`` interval: columns "<feature> (mean)", "(lower)", "(upper)" (magan.uncertainty)."""
-    from magan.uncertainty import Ensemble
-
-    ens = Ensemble.from_members(members, a1, a2)
     written = [ens.save(targets[0], overwrite=True)]
     for domain, adata, target in ((1, a1, targets[1]), (2, a2, targets[2])):
         frame = ens.impute(adata, domain=domain, level=level)
@@ -278,7 +279,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from magan.experiments import EXPERIMENTS, run_experiment
+    from magan.experiments import EXPERIMENTS, SPECS, run_experiment
+    from magan.experiments._harness import check_run_options, takes_variants
 
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -289,9 +291,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     variants = None if args.variants is None else [v for v in args.variants.split(",") if v]
     if variants is not None and not variants:
         raise ConfigError("--variants needs at least one GAN row name")
+    # Every option checked before the first experiment trains; with "all", experiments with
+    # fixed rows (uncertainty) run their own rows instead of stopping the run.
+    rows = {n: variants if (variants is None or args.name != "all"
+                            or takes_variants(SPECS[n])) else None for n in names}
     for name in names:
+        check_run_options(SPECS[name], rows[name], args.jobs)
+    for name in names:
+        if rows[name] is None and variants is not None:
+            print(f"{name}: fixed rows, --variants not applied")
         result = run_experiment(name, seeds, Path(args.out), quick=args.quick,
-                                progress=not args.quiet, variants=variants, jobs=args.jobs)
+                                progress=not args.quiet, variants=rows[name], jobs=args.jobs)
         print(f"\n## {name}\n{result['table']}")
     return 0
 

@@ -677,12 +677,13 @@ class MAGAN:
             raise NotFittedError("This MAGAN is not fitted yet; call fit(x1, x2, ...) or "
                                  "MAGAN.load(path) first.")
 
-    def check_input(self, x: Any, *, domain: int = 1, layer: str | None = None) -> Matrix:
+    def check_input(self, x: Any, *, domain: int = 1, layer: str | None = None,
+                    allow_nonfinite: bool = False) -> Matrix:
         """Validate cells of ``domain`` for this fitted model and put their features in its order.
 
         Features are matched by name when both the model and ``x`` have names (so a panel
         with its columns in another order works), else by position. Raises DataError naming
-        missing features or a wrong feature count.
+        missing features or a wrong feature count; NaN/inf too unless ``allow_nonfinite``.
         """
         self._check_fitted()
         if domain not in (1, 2):
@@ -692,7 +693,8 @@ class MAGAN:
         if is_out_of_core(x, layer):  # shape and names only; values are checked as translated
             m = host_matrix(x, name=f"x{domain}", layer=layer, cell_names=True)
         else:
-            m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1)
+            m = as_matrix(x, name=f"x{domain}", layer=layer, min_rows=1,
+                          allow_nonfinite=allow_nonfinite)
         if m.feature_names is not None and has_names and m.feature_names != names:
             missing = [f for f in names if f not in m.feature_names]
             if missing:
