@@ -173,3 +173,18 @@ def test_single_seed_runs_merge_into_one_table(tmp_path, monkeypatch):
     assert [r["metrics"] for r in merged["per_seed"]] == [r["metrics"] for r in both["per_seed"]]
     with pytest.raises(ValueError, match="twice"):
         merge_experiment("fake", [tmp_path / "part0" / "fake.json"] * 2, tmp_path / "bad")
+
+
+def test_run_options_checked_up_front():
+    import numpy as np
+
+    from magan.errors import ConfigError
+    from magan.experiments._harness import check_run_options, takes_variants
+
+    check_run_options(SPECS["gaussians"], ["magan"], np.int64(2))  # numpy ints are fine
+    for jobs in (0, True, 1.5, "2"):
+        with pytest.raises(ConfigError, match="jobs must be a positive integer"):
+            check_run_options(SPECS["gaussians"], None, jobs)
+    assert not takes_variants(SPECS["uncertainty"]) and takes_variants(SPECS["digits"])
+    with pytest.raises(ConfigError, match="fixed list of rows"):
+        check_run_options(SPECS["uncertainty"], ["magan"], 1)

@@ -109,6 +109,16 @@ def make_gan(variant: str, seed: int, n_steps: int, **overrides: Any):
     return MAGAN(**params)
 
 
+def fit_ensemble(seed: int, n_steps: int, x1: np.ndarray, x2: np.ndarray,
+                 n_members: int = 3, **fit_kw: Any):
+    """The ``magan_ensemble3`` rows: ``n_members`` default models (seeds ``1000 * seed + k``)
+    as a :class:`magan.uncertainty.Ensemble` (its transforms are the members' mean)."""
+    from magan.uncertainty import Ensemble
+
+    return Ensemble(make_gan("magan", 1000 * seed, n_steps), n_members=n_members,
+                    pair_holdout=False).fit(x1, x2, **fit_kw)
+
+
 def zscore(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
     """Centre and scale columns by ``ref``'s mean and sd (constant columns: sd 1)."""
     ref = x if ref is None else ref
@@ -245,6 +255,28 @@ def _run_seed(exp: Experiment, seed: int, quick: bool,
         torch.set_num_threads(threads)
 
 
+def takes_variants(exp: Experiment) -> bool:
+    """Whether ``exp``'s GAN rows can be chosen (``uncertainty`` has fixed rows)."""
+    import inspect
+
+    return "variants" in inspect.signature(exp.run).parameters
+
+
+def check_run_options(exp: Experiment, variants: Sequence[str] | None, jobs: Any) -> None:
+    """Refuse bad ``variants``/``jobs`` before any training (ConfigError naming the choices)."""
+    if variants is not None and not takes_variants(exp):
+        raise ConfigError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
+                          "only for experiments whose run() takes it")
+    if variants is not None:
+        known = [*ALL_VARIANTS, *exp.extra_variants]
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise ConfigError(f"unknown GAN row {unknown[0]!r} for {exp.name!r}; choose from "
+                              f"{known}")
+    if isinstance(jobs, bool) or not (isinstance(jobs, (int, np.integer)) and jobs >= 1):
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+
+
 def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
                         quick: bool = False, progress: bool = False,
                         variants: Sequence[str] | None = None, jobs: int = 1) -> dict[str, Any]:
@@ -254,19 +286,7 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
     torch thread: the per-seed metrics are the same as in one process (each seed's run is
     independent and single-threaded), only the wall time shrinks.
     """
-    import inspect
-
-    if variants is not None and "variants" not in inspect.signature(exp.run).parameters:
-        raise ConfigError(f"experiment {exp.name!r} has a fixed list of rows; variants= is "
-                         "only for experiments whose run() takes it")
-    if variants is not None:
-        known = [*ALL_VARIANTS, *exp.extra_variants]
-        unknown = [v for v in variants if v not in known]
-        if unknown:
-            raise ConfigError(f"unknown GAN row {unknown[0]!r} for {exp.name!r}; choose from "
-                             f"{known}")
-    if not (isinstance(jobs, int) and jobs >= 1):
-        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    check_run_options(exp, variants, jobs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
@@ -291,7 +311,7 @@ def run_experiment_spec(exp: Experiment, seeds: Sequence[int], out_dir: Path, *,
 
         # spawn, not fork: a forked child inherits torch's thread pools and may deadlock.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context) as pool:
+        with ProcessPoolExecutor(min(int(jobs), len(seeds)), mp_context=context) as pool:
             futures = [pool.submit(_run_seed, exp, s, quick, variants) for s in seeds]
             try:
                 for future in as_completed(futures):

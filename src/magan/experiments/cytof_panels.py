@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from magan.baselines import knn_impute_shared
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, make_gan
+from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, fit_ensemble, make_gan
 from magan.experiments.cytof_batch import load_levine
 from magan.metrics import marker_correlation
 
@@ -81,12 +81,9 @@ def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Me
         for variant in s["variants"]:
             fit_kw = {} if variant == "plain_gan" else {"shared_features": pairs}
             if variant == "magan_ensemble3":  # mean of ENSEMBLE default models
-                members = [make_gan("magan", 1000 * seed + k, s["n_steps"]).fit(p1, p2, **fit_kw)
-                           for k in range(ENSEMBLE)]
-                record(variant, np.mean([m.inverse_transform(p2)[:, at] for m in members], 0))
-                continue
-            model = make_gan(variant, seed, s["n_steps"])
-            model.fit(p1, p2, **fit_kw)
+                model = fit_ensemble(seed, s["n_steps"], p1, p2, ENSEMBLE, **fit_kw)
+            else:
+                model = make_gan(variant, seed, s["n_steps"]).fit(p1, p2, **fit_kw)
             record(variant, model.inverse_transform(p2)[:, at])
     for vals in out.values():
         vals["mean_pearson"] = float(np.nanmean(list(vals.values())))
