@@ -161,3 +161,26 @@ def test_combine(fitted):
     assert list(mirror.obs.columns) == ["domain", "translated"]
     with pytest.raises(DataError, match="obs_keys"):
         tl.combine(model, a1, a2, obs_keys=["nope"])
+
+
+def test_translate_with_an_ensemble_writes_interval_bounds(fitted, tmp_path):
+    from magan.uncertainty import Ensemble
+
+    model, a1, a2 = fitted
+    ens = Ensemble.from_members([model, MAGAN(**FAST, seed=1).fit(a1, a2,
+                                                                   shared_features="auto")],
+                                a1, a2)
+    out = tl.translate(ens, a2, domain=2, level=0.8, copy=True)
+    imp = out.obsm["magan_imputed_domain1"]
+    lo, hi = out.obsm["magan_imputed_domain1_lower"], out.obsm["magan_imputed_domain1_upper"]
+    assert list(imp.columns) == list(lo.columns) == list(hi.columns) == ["CD8", "CD19"]
+    assert (lo.to_numpy() <= imp.to_numpy()).all() and (imp.to_numpy() <= hi.to_numpy()).all()
+    np.testing.assert_allclose(out.obsm["X_magan_domain1"], ens.inverse_transform(a2), rtol=1e-6)
+    assert out.uns["magan"]["ensemble"] == {"n_members": 2, "level": 0.8}
+    assert "magan_imputed_domain1_upper" in out.uns["magan"]["obsm_keys"]
+    out.write_h5ad(tmp_path / "x.h5ad")  # DataFrames in obsm and the record survive h5ad
+    # A single model afterwards removes the now stale bounds.
+    tl.translate(model, out, domain=2)
+    assert "magan_imputed_domain1_lower" not in out.obsm and "ensemble" not in out.uns["magan"]
+    with pytest.raises(NotFittedError, match="Ensemble is not fitted"):
+        tl.translate(Ensemble(), a2, domain=2)

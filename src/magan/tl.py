@@ -11,7 +11,8 @@ the domain the cells are translated *into*):
   of the other domain for these cells, in that domain's units and feature order. Domain-1 cells
   get ``X_magan_domain2``; domain-2 cells ``X_magan_domain1``.
 - ``.obsm["<base>_imputed_<other>"]``: DataFrame (n_obs, n_unshared) with named columns: the
-  other domain's features *not* measured in this one (the imputed markers).
+  other domain's features *not* measured in this one (the imputed markers); with an
+  :class:`magan.uncertainty.Ensemble`, also ``..._lower`` and ``..._upper`` (interval bounds).
 - ``.uns["<base>"]``: see :func:`translate`.
 """
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
     from magan.estimator import MAGAN
+    from magan.uncertainty import Ensemble
 
 __all__ = [
     "align",
@@ -181,7 +183,7 @@ def uns_record(model: MAGAN, *, domain: int, metrics: Mapping[str, Any] | None =
 
 
 def translate(
-    model: MAGAN,
+    model: MAGAN | Ensemble,
     adata: AnnData,
     *,
     domain: int = 1,
@@ -189,6 +191,7 @@ def translate(
     metrics: Mapping[str, Any] | None = None,
     key_added: str | None = None,
     copy: bool = False,
+    level: float = 0.9,
 ) -> AnnData | None:
     """Write what a fitted MAGAN predicts for these cells in the other domain.
 
@@ -213,14 +216,32 @@ def translate(
         ``history`` (``steps``, ``terms`` {term: per-step array}, ``final`` and ``tail_mean``
         {term: value}), ``metrics`` (what was passed) and ``obsm_keys`` (the keys above).
 
+    With a :class:`magan.uncertainty.Ensemble` as ``model``: the translations are the members'
+    mean, ``.obsm["<base>_imputed_<other>_lower"]`` / ``"_upper"`` hold the ``level`` interval
+    of each imputed feature (same columns), and ``.uns[base]["ensemble"]`` records
+    ``n_members`` and ``level`` (``params`` etc. are member 0's).
+
     Returns None, or the modified copy if ``copy=True``.
     """
+    from magan.uncertainty import Ensemble
+
+    ensemble = model if isinstance(model, Ensemble) else None
+    if ensemble is not None:
+        ensemble._check_fitted()
+        model = ensemble.members_[0]
     model = check_model(model)
     domain = _check_domain(domain)
     _check_anndata(adata)
     if copy:
         adata = adata.copy()
-    frame = model.impute(adata, domain=domain, features=None, layer=layer)
+    if ensemble is None:
+        frame = model.impute(adata, domain=domain, features=None, layer=layer)
+    else:
+        iv = ensemble.interval(adata, domain=domain, level=level, layer=layer)
+        names = model.output_features(domain, None)
+        frame = pd.DataFrame(iv.mean, columns=names, index=adata.obs_names.copy())
+        bounds = {"lower": pd.DataFrame(iv.lower, columns=names, index=frame.index),
+                  "upper": pd.DataFrame(iv.upper, columns=names, index=frame.index)}
     other = 3 - domain
     shared_other = {p[other - 1] for p in model.shared_features_}
     unshared = [c for c in frame.columns if c not in shared_other]
@@ -234,10 +255,19 @@ def translate(
         imputed.index = adata.obs_names.copy()
         adata.obsm[key_imp] = imputed
         keys.append(key_imp)
-    elif key_imp in adata.obsm:  # a stale result of an earlier model would mislead
+    for side in ("lower", "upper"):  # interval bounds (an Ensemble); else stale: removed
+        key = f"{key_imp}_{side}"
+        if ensemble is not None and unshared:
+            adata.obsm[key] = bounds[side][unshared].astype(np.float32)
+            keys.append(key)
+        elif key in adata.obsm:
+            del adata.obsm[key]
+    if not unshared and key_imp in adata.obsm:  # a stale result of an earlier model would mislead
         del adata.obsm[key_imp]
-    adata.uns[key_added or "magan"] = uns_record(model, domain=domain, metrics=metrics,
-                                                 obsm_keys=keys)
+    record = uns_record(model, domain=domain, metrics=metrics, obsm_keys=keys)
+    if ensemble is not None:
+        record["ensemble"] = {"n_members": len(ensemble.members_), "level": float(level)}
+    adata.uns[key_added or "magan"] = record
     return adata if copy else None
 
 
