@@ -191,3 +191,15 @@ def test_pair_holdout_members_leave_out_their_share_and_widen_honestly(tmp_path,
     assert len(nan.noise_[1].reference_) == 199 and set(nan.pair_quantiles_) == {1, 2}
     with pytest.raises(ConfigError, match="pair_holdout must be"):
         Ensemble(base, pair_holdout="yes").fit(x1, x2)
+
+
+def test_interval_in_chunks_equals_one_pass(ensemble, monkeypatch):
+    import magan.uncertainty as unc
+
+    ens, _, p2, _ = ensemble
+    whole = ens.interval(p2, domain=2)
+    monkeypatch.setattr(unc, "_CHUNK", 7)  # cells per step, and neighbour values per block
+    monkeypatch.setattr(unc, "_BLOCK_ELEMENTS", 100)
+    parts = ens.interval(p2, domain=2)
+    for a, b in zip(whole[:5], parts[:5], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from magan.data import resolve_known_pairs
+from magan.data import iter_chunks, resolve_known_pairs, take_rows
 from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
@@ -57,6 +57,10 @@ __all__ = ["LEVELS", "Ensemble", "Interval", "LocalNoise"]
 LEVELS = np.round(np.arange(0.5, 0.99501, 0.005), 3)
 FORMAT_VERSION = 1
 _CONFIG = "ensemble.json"
+# Neighbour values gathered at once by LocalNoise.sd (float32: 64 MiB), and cells translated
+# at once by Ensemble.interval: memory stays bounded for any number of cells.
+_BLOCK_ELEMENTS = 1 << 24
+_CHUNK = 1 << 15
 
 
 class Interval(NamedTuple):
@@ -154,8 +158,12 @@ class LocalNoise:
         if C.ndim != 2 or C.shape[1] != self.coords_.shape[1]:
             raise DataError(f"coords must have {self.coords_.shape[1]} columns, got shape "
                             f"{C.shape}")
-        idx = self._index.kneighbors(C, return_distance=False)
-        return self._moments(idx)[1]
+        out = np.empty((len(C), self.reference_.shape[1]), dtype=np.float32)
+        step = max(1, _BLOCK_ELEMENTS // (self.n_neighbors * self.reference_.shape[1]))
+        for start in range(0, len(C), step):  # (rows, k, d) neighbour values: bounded memory
+            idx = self._index.kneighbors(C[start:start + step], return_distance=False)
+            out[start:start + step] = self._moments(idx)[1]
+        return out
 
     def quantile(self, level: float) -> np.ndarray:
         """Conformal multiplier of the local sd for a ``level`` interval, per feature."""
@@ -280,8 +288,8 @@ class Ensemble:
                 with warnings.catch_warnings():  # repeated partners were warned about in fit
                     warnings.simplefilter("ignore")
                     rows = resolve_known_pairs(fold, m1, m2)
-                src = _take(m1.X if domain == 1 else m2.X, rows[:, domain - 1])
-                truth = _take(m2.X if domain == 1 else m1.X, rows[:, 2 - domain])
+                src = take_rows(m1.X if domain == 1 else m2.X, rows[:, domain - 1])
+                truth = take_rows(m2.X if domain == 1 else m1.X, rows[:, 2 - domain])
                 ok = np.isfinite(src).all(axis=1) & np.isfinite(truth).all(axis=1)
                 if not ok.any():  # pairs naming dropped (NaN/inf) cells were not trained on
                     continue
@@ -342,21 +350,27 @@ class Ensemble:
             raise NotFittedError("This Ensemble is not fitted yet; call fit(x1, x2, ...), "
                                  "Ensemble.from_members(...) or Ensemble.load(path) first.")
 
-    def _members_output(self, x: Any, domain: int, layer: str | None) -> np.ndarray:
+    def _source(self, x: Any, domain: int, layer: str | None) -> Any:
         if domain not in (1, 2):
             raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
-        X = self.members_[0].check_input(x, domain=domain, layer=layer).X
-        return np.stack([m._translate(X, domain) for m in self.members_])
+        return self.members_[0].check_input(x, domain=domain, layer=layer).X
+
+    def _mean(self, X: Any, domain: int) -> np.ndarray:
+        """Members' mean translation, accumulated (two (n, d) arrays, whatever K)."""
+        total = self.members_[0]._translate(X, domain)
+        for m in self.members_[1:]:
+            total += m._translate(X, domain)
+        return total / len(self.members_)
 
     def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
         """Mean of the members' G12(x1), in x2's units."""
         self._check_fitted()
-        return self._members_output(x1, 1, layer).mean(axis=0)
+        return self._mean(self._source(x1, 1, layer), 1)
 
     def inverse_transform(self, x2: Any, *, layer: str | None = None) -> np.ndarray:
         """Mean of the members' G21(x2), in x1's units."""
         self._check_fitted()
-        return self._members_output(x2, 2, layer).mean(axis=0)
+        return self._mean(self._source(x2, 2, layer), 2)
 
     def interval(self, x: Any, *, domain: int = 1, level: float = 0.9,
                  layer: str | None = None) -> Interval:
@@ -364,12 +378,20 @@ class Ensemble:
         value (module docstring for how it is made and calibrated)."""
         self._check_fitted()
         level = _check_level(level)
-        mean, sd_model, sd_local = self._spread(self._members_output(x, domain, layer), domain)
+        X = self._source(x, domain, layer)
         q = self.noise_[3 - domain].quantile(level)
         if domain in self.pair_quantiles_:
             q = np.maximum(q, _at_level(self.pair_quantiles_[domain], level))
-        half = q * np.sqrt(sd_model ** 2 + sd_local ** 2)
-        return Interval(mean, mean - half, mean + half, sd_model, sd_local, level)
+        d_out = self.noise_[3 - domain].reference_.shape[1]
+        mean, lower, upper, sd_model, sd_local = (np.empty((X.shape[0], d_out), np.float32)
+                                                  for _ in range(5))
+        for start, block in iter_chunks(X, _CHUNK):  # K translations of one chunk at a time
+            rows = slice(start, start + len(block))
+            out = np.stack([m._translate(block, domain) for m in self.members_])
+            mean[rows], sd_model[rows], sd_local[rows] = self._spread(out, domain)
+            half = q * np.sqrt(sd_model[rows] ** 2 + sd_local[rows] ** 2)
+            lower[rows], upper[rows] = mean[rows] - half, mean[rows] + half
+        return Interval(mean, lower, upper, sd_model, sd_local, level)
 
     def _spread(self, out: np.ndarray, domain: int) -> tuple[np.ndarray, ...]:
         """(mean, sd_model, sd_local) of members' translations ``out`` (K, n, d) of cells of
@@ -392,7 +414,7 @@ class Ensemble:
         at = [names.index(c) for c in columns]
         cells = first.check_input(x, domain=domain, layer=layer).cell_names
         if level is None:
-            frame = pd.DataFrame(self._members_output(x, domain, layer).mean(axis=0),
+            frame = pd.DataFrame(self._mean(self._source(x, domain, layer), domain),
                                  columns=names, index=cells)
             return frame[columns]
         iv = self.interval(x, domain=domain, level=level, layer=layer)
@@ -471,8 +493,3 @@ def _pair_list(spec: Any) -> list:
         raise DataError(f"known_pairs must be a list of (row in x1, row in x2), got {spec!r}")
     return list(spec)
 
-
-def _take(X: Any, rows: np.ndarray) -> np.ndarray:
-    """``X[rows]`` as an array, for in-memory and on-disk matrices alike (sorted unique reads)."""
-    unique, inverse = np.unique(rows, return_inverse=True)
-    return np.asarray(X[unique], dtype=np.float32)[inverse]
