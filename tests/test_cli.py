@@ -89,6 +89,16 @@ def test_align_interval_writes_calibrated_columns_and_an_ensemble(tmp_path, file
     assert [m.seed for m in ens.members_] == [0, 1]
     mean = ens.impute(pd.read_csv(p2, index_col=0), domain=2, level=None)
     np.testing.assert_allclose(mean["CD4"], frame["CD4 (mean)"], rtol=1e-5)
+    # transform with the saved ensemble: the mean, or every feature with its interval
+    again = tmp_path / "again.csv"
+    assert main(["transform", str(out / "ensemble"), str(p2), "--inverse", "--out", str(again),
+                 "--interval", "0.8"]) == 0
+    back = pd.read_csv(again, index_col=0)
+    assert back.shape == (70, 12) and list(back.columns[:2]) == ["CD3 (mean)", "CD4 (mean)"]
+    np.testing.assert_allclose(back["CD4 (mean)"], frame["CD4 (mean)"], rtol=1e-5)
+    assert main(["transform", str(out / "model"), str(p2), "--inverse", "--out",
+                 str(tmp_path / "x.csv"), "--interval", "0.9"]) == 1
+    assert "needs an ensemble folder" in capsys.readouterr().err
     assert main(["align", str(p1), str(p2), "--out", str(tmp_path / "b"), "--members", "3",
                  *FAST]) == 1
     assert "--interval" in capsys.readouterr().err

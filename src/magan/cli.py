@@ -229,13 +229,25 @@ def _level(text: str) -> float:
 def cmd_transform(args: argparse.Namespace) -> int:
     from magan import io
     from magan.estimator import MAGAN
+    from magan.uncertainty import Ensemble, is_saved_ensemble
 
-    model = MAGAN.load(args.model, device=args.device)
-    adata = io.read(args.x)
-    if args.inverse:
-        values, names = model.inverse_transform(adata), model.feature_names1_
+    domain = 2 if args.inverse else 1
+    if is_saved_ensemble(args.model):  # OUT/ensemble: the members' mean (+ interval)
+        model = Ensemble.load(args.model, device=args.device)
+        first = model.members_[0]
+    elif args.interval is not None:
+        raise ConfigError(f"--interval needs an ensemble folder (OUT/ensemble, written by "
+                          f"align --interval); {args.model} is a single model")
     else:
-        values, names = model.transform(adata), model.feature_names2_
+        model = first = MAGAN.load(args.model, device=args.device)
+    adata = io.read(args.x)
+    names = first.output_features(domain, None)
+    if args.interval is not None:
+        iv = model.interval(adata, domain=domain, level=args.interval)
+        values = np.hstack([iv.mean, iv.lower, iv.upper])
+        names = [f"{f} ({stat})" for stat in ("mean", "lower", "upper") for f in names]
+    else:
+        values = model.inverse_transform(adata) if args.inverse else model.transform(adata)
     path = _write_translation(values, list(adata.obs_names), names, Path(args.out),
                               overwrite=args.overwrite)
     print(f"wrote {path}")
@@ -386,10 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("transform", help="translate cells with a saved model")
-    p.add_argument("model", help="model directory written by align (OUT/model)")
+    p.add_argument("model", help="model directory written by align (OUT/model, or "
+                                 "OUT/ensemble for the members' mean)")
     p.add_argument("x", help="cells of domain 1 (or domain 2 with --inverse)")
     p.add_argument("--out", required=True, help="output file (.csv, .h5ad or .fcs)")
     p.add_argument("--inverse", action="store_true", help="domain 2 → domain 1")
+    p.add_argument("--interval", type=_level, metavar="LEVEL",
+                   help="with OUT/ensemble: every feature as '(mean)', '(lower)', '(upper)' "
+                        "columns of a LEVEL interval")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_transform)

@@ -50,7 +50,7 @@ from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
 
-__all__ = ["LEVELS", "Ensemble", "Interval", "LocalNoise"]
+__all__ = ["LEVELS", "Ensemble", "Interval", "LocalNoise", "is_saved_ensemble"]
 
 # Interval levels the conformal quantiles are tabulated at (any level in between is
 # interpolated): 0.5 to 0.995 in steps of 0.005.
@@ -479,6 +479,11 @@ class Ensemble:
                                      f"{exc}") from exc
         return ens
 
+
+
+def is_saved_ensemble(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by :meth:`Ensemble.save`."""
+    return (Path(path) / _CONFIG).is_file()
 
 
 def _pair_list(spec: Any) -> list:

@@ -5,7 +5,8 @@ CD235ab, CD7, CD3), hidden from panel 2 and imputed for H2's cells. ``K`` magan 
 (default settings of the experiments, seeds ``1000 * seed + k``) are trained. Rows, each a
 stated 90% interval scored by :func:`magan.metrics.interval_calibration` (``coverage``: 0.90
 if calibrated; ``mean_width``; ``width_error_spearman``, > 0 when wider intervals go with
-larger errors), values of the 4 hidden markers pooled:
+larger errors), values of the 4 hidden markers pooled; ``coverage_50/80/95``: the same at
+other levels (0.50, 0.80, 0.95 if calibrated):
 
 - ``ensemble_local``: the library's :class:`magan.uncertainty.Ensemble` interval (seed spread
   and local noise, conformal quantile from panel 1's own cells; see that module).
@@ -36,7 +37,8 @@ Z90 = 1.645
 
 def settings(quick: bool) -> dict[str, Any]:
     return {"K": 2 if quick else 5, "n_steps": 150 if quick else 600, "variant": "magan",
-            "hidden_group": "shared[0::4]", "level": 0.9, "n_neighbors": 15}
+            "hidden_group": "shared[0::4]", "level": 0.9, "n_neighbors": 15,
+            "other_levels": [0.5, 0.8, 0.95]}
 
 
 def run(seed: int, quick: bool = False) -> Metrics:
@@ -58,9 +60,13 @@ def run(seed: int, quick: bool = False) -> Metrics:
                for k in range(s["K"])]
     out: Metrics = {}
     for row, models in (("ensemble_local", members), ("member_local", members[:1])):
-        iv = Ensemble.from_members(models, p1, p2, n_neighbors=s["n_neighbors"]).interval(
-            p2, domain=2, level=s["level"])
+        ens = Ensemble.from_members(models, p1, p2, n_neighbors=s["n_neighbors"])
+        iv = ens.interval(p2, domain=2, level=s["level"])
         out[row] = interval_calibration(iv.mean[:, at], iv.lower[:, at], iv.upper[:, at], truth)
+        for level in s["other_levels"]:  # calibrated at every level, not only the one shown
+            iv = ens.interval(p2, domain=2, level=level)
+            inside = (truth >= iv.lower[:, at]) & (truth <= iv.upper[:, at])
+            out[row][f"coverage_{round(100 * level)}"] = float(inside.mean())
 
     back = np.stack([m.inverse_transform(p2) for m in members])  # (K, n, d1)
     mean, sd = back[:, :, at].mean(0), back[:, :, at].std(0, ddof=1)
