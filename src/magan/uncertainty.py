@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from magan.data import iter_chunks, resolve_known_pairs, take_rows
+from magan.data import Matrix, iter_chunks, resolve_known_pairs, take_rows
 from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
@@ -350,10 +350,11 @@ class Ensemble:
             raise NotFittedError("This Ensemble is not fitted yet; call fit(x1, x2, ...), "
                                  "Ensemble.from_members(...) or Ensemble.load(path) first.")
 
-    def _source(self, x: Any, domain: int, layer: str | None) -> Any:
+    def _source(self, x: Any, domain: int, layer: str | None) -> Matrix:
+        """Cells of ``domain`` checked against the members' features (a data.Matrix)."""
         if domain not in (1, 2):
             raise ConfigError(f"domain must be 1 or 2, got {domain!r}")
-        return self.members_[0].check_input(x, domain=domain, layer=layer).X
+        return self.members_[0].check_input(x, domain=domain, layer=layer)
 
     def _mean(self, X: Any, domain: int) -> np.ndarray:
         """Members' mean translation, accumulated (two (n, d) arrays, whatever K)."""
@@ -365,20 +366,21 @@ class Ensemble:
     def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
         """Mean of the members' G12(x1), in x2's units."""
         self._check_fitted()
-        return self._mean(self._source(x1, 1, layer), 1)
+        return self._mean(self._source(x1, 1, layer).X, 1)
 
     def inverse_transform(self, x2: Any, *, layer: str | None = None) -> np.ndarray:
         """Mean of the members' G21(x2), in x1's units."""
         self._check_fitted()
-        return self._mean(self._source(x2, 2, layer), 2)
+        return self._mean(self._source(x2, 2, layer).X, 2)
 
     def interval(self, x: Any, *, domain: int = 1, level: float = 0.9,
                  layer: str | None = None) -> Interval:
         """Translate cells of ``domain`` into the other domain with a ``level`` interval per
         value (module docstring for how it is made and calibrated)."""
         self._check_fitted()
-        level = _check_level(level)
-        X = self._source(x, domain, layer)
+        return self._interval(self._source(x, domain, layer).X, domain, _check_level(level))
+
+    def _interval(self, X: Any, domain: int, level: float) -> Interval:
         q = self.noise_[3 - domain].quantile(level)
         if domain in self.pair_quantiles_:
             q = np.maximum(q, _at_level(self.pair_quantiles_[domain], level))
@@ -412,12 +414,13 @@ class Ensemble:
         columns = first.output_features(domain, features)
         names = first.feature_names2_ if domain == 1 else first.feature_names1_
         at = [names.index(c) for c in columns]
-        cells = first.check_input(x, domain=domain, layer=layer).cell_names
+        if level is not None:
+            level = _check_level(level)
+        m = self._source(x, domain, layer)
         if level is None:
-            frame = pd.DataFrame(self._mean(self._source(x, domain, layer), domain),
-                                 columns=names, index=cells)
+            frame = pd.DataFrame(self._mean(m.X, domain), columns=names, index=m.cell_names)
             return frame[columns]
-        iv = self.interval(x, domain=domain, level=level, layer=layer)
+        iv, cells = self._interval(m.X, domain, level), m.cell_names
         sd = np.sqrt(iv.sd_model ** 2 + iv.sd_local ** 2)
         parts = {k: pd.DataFrame(v[:, at], columns=columns, index=cells)
                  for k, v in (("mean", iv.mean), ("lower", iv.lower), ("upper", iv.upper),
