@@ -215,15 +215,16 @@ def _write_intervals(ens, a1, a2, level: float, targets: list[Path]) -> list[Pat
 
 
 def _level(text: str) -> float:
-    from magan.uncertainty import LEVELS
+    from magan.uncertainty import check_level
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not LEVELS[0] <= value <= LEVELS[-1]:
-        raise argparse.ArgumentTypeError(f"must be in [{LEVELS[0]}, {LEVELS[-1]}], e.g. 0.9")
-    return value
+    try:
+        return check_level(value)
+    except ConfigError as exc:  # the library's range check, and its message
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_transform(args: argparse.Namespace) -> int:

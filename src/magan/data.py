@@ -292,6 +292,20 @@ class _CellLookup:
         )
 
 
+def known_pair_items(spec: Any) -> list:
+    """Known pairs as given (a list, an (n, 2) array or a two-column DataFrame), as a plain
+    list of items, unresolved: so they can be split by position (uncertainty's held-out pairs)."""
+    if spec is None:
+        return []
+    if hasattr(spec, "to_numpy"):  # a two-column DataFrame
+        spec = spec.to_numpy()
+    if isinstance(spec, np.ndarray):
+        return spec.tolist()
+    if isinstance(spec, Iterable) and not isinstance(spec, (str, bytes, Mapping)):
+        return list(spec)
+    raise DataError(f"known_pairs must be a list of (row in x1, row in x2), got {spec!r}")
+
+
 def resolve_known_pairs(spec: Any, m1: Matrix, m2: Matrix) -> np.ndarray:
     """Resolve known pairs (row indices or cell names) into a (k, 2) int64 array.
 
@@ -301,14 +315,7 @@ def resolve_known_pairs(spec: Any, m1: Matrix, m2: Matrix) -> np.ndarray:
     """
     if spec is None:
         return np.zeros((0, 2), dtype=np.int64)
-    if hasattr(spec, "to_numpy"):  # a two-column DataFrame
-        spec = spec.to_numpy()
-    if isinstance(spec, np.ndarray):
-        items = spec.tolist()
-    elif isinstance(spec, Iterable) and not isinstance(spec, (str, bytes, Mapping)):
-        items = list(spec)
-    else:
-        raise DataError(f"known_pairs must be a list of (row in x1, row in x2), got {spec!r}")
+    items = known_pair_items(spec)
     lookup1 = _CellLookup(m1.cell_names, len(m1.X), "x1")
     lookup2 = _CellLookup(m2.cell_names, len(m2.X), "x2")
     out = []

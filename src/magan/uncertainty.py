@@ -45,12 +45,12 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from magan.data import Matrix, iter_chunks, resolve_known_pairs, take_rows
+from magan.data import Matrix, iter_chunks, known_pair_items, resolve_known_pairs, take_rows
 from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
 
-__all__ = ["LEVELS", "Ensemble", "Interval", "LocalNoise", "is_saved_ensemble"]
+__all__ = ["LEVELS", "Ensemble", "Interval", "LocalNoise", "check_level", "is_saved_ensemble"]
 
 # Interval levels the conformal quantiles are tabulated at (any level in between is
 # interpolated): 0.5 to 0.995 in steps of 0.005.
@@ -83,7 +83,7 @@ def _conformal_table(scores: np.ndarray, axis: int | None = 0) -> np.ndarray:
 
 def _at_level(table: np.ndarray, level: float) -> np.ndarray:
     """Row of a LEVELS table at ``level``, interpolated between grid points."""
-    level = _check_level(level)
+    level = check_level(level)
     j = int(np.searchsorted(LEVELS, level))
     if j < len(LEVELS) and np.isclose(LEVELS[j], level):
         return table[j]
@@ -91,7 +91,9 @@ def _at_level(table: np.ndarray, level: float) -> np.ndarray:
     return (1 - w) * table[j - 1] + w * table[j]
 
 
-def _check_level(level: float) -> float:
+def check_level(level: Any) -> float:
+    """``level`` as a float if it is an interval level the quantile tables cover, else
+    ConfigError (shared by the API and the CLI)."""
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or \
             not LEVELS[0] <= float(level) <= LEVELS[-1]:
         raise ConfigError(f"level must be a number in [{LEVELS[0]}, {LEVELS[-1]}] (e.g. 0.9 "
@@ -233,7 +235,7 @@ class Ensemble:
         checkpoints = fit_params.pop("checkpoint_dir", None)
         template = self.estimator if self.estimator is not None else MAGAN()
         params = template.get_params()
-        pairs = _pair_list(fit_params.pop("known_pairs", None))
+        pairs = known_pair_items(fit_params.pop("known_pairs", None))
         folds = self._folds(pairs, params["seed"])
         members = []
         for k in range(self.n_members):
@@ -378,7 +380,7 @@ class Ensemble:
         """Translate cells of ``domain`` into the other domain with a ``level`` interval per
         value (module docstring for how it is made and calibrated)."""
         self._check_fitted()
-        return self._interval(self._source(x, domain, layer).X, domain, _check_level(level))
+        return self._interval(self._source(x, domain, layer).X, domain, check_level(level))
 
     def _interval(self, X: Any, domain: int, level: float) -> Interval:
         q = self.noise_[3 - domain].quantile(level)
@@ -415,7 +417,7 @@ class Ensemble:
         names = first.feature_names2_ if domain == 1 else first.feature_names1_
         at = [names.index(c) for c in columns]
         if level is not None:
-            level = _check_level(level)
+            level = check_level(level)
         m = self._source(x, domain, layer)
         if level is None:
             frame = pd.DataFrame(self._mean(m.X, domain), columns=names, index=m.cell_names)
@@ -435,7 +437,8 @@ class Ensemble:
 
         def fill(folder: Path) -> None:
             for k, m in enumerate(self.members_):
-                m.save(folder / f"member_{k}")
+                (folder / f"member_{k}").mkdir()  # the outer folder is already the atomic
+                m._write_files(folder / f"member_{k}")  # unit: no temp folder per member
             for d, noise in self.noise_.items():
                 np.savez(folder / f"local_noise{d}.npz", **noise.state())
             config = {"format_version": FORMAT_VERSION, "n_members": len(self.members_),
@@ -488,16 +491,4 @@ def is_saved_ensemble(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder written by :meth:`Ensemble.save`."""
     return (Path(path) / _CONFIG).is_file()
 
-
-def _pair_list(spec: Any) -> list:
-    """Known pairs as a plain list (of (x1 cell, x2 cell)), so they can be split by position."""
-    if spec is None:
-        return []
-    if hasattr(spec, "to_numpy"):
-        spec = spec.to_numpy()
-    if isinstance(spec, np.ndarray):
-        return spec.tolist()
-    if isinstance(spec, (str, bytes)) or not hasattr(spec, "__iter__"):
-        raise DataError(f"known_pairs must be a list of (row in x1, row in x2), got {spec!r}")
-    return list(spec)
 
