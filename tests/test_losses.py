@@ -17,7 +17,7 @@ from magan.correspondence import (
 )
 from magan.data import PairSampler
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
-from magan.nn import MAGANModule, NetworkConfig
+from magan.nn import MLP, MAGANModule, NetworkConfig, apply_in_blocks
 from magan.training import Trainer
 
 
@@ -169,3 +169,31 @@ def test_step_reports_every_term_and_they_add_up():
              + named["cycle_2"] + named["shared_features"])
     assert named["generator"] == pytest.approx(total, rel=1e-5)
     assert set(tr.loss_names) >= {"discriminator_1", "discriminator_2", "shared_features"}
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
+def test_in_place_activations_give_the_same_gradients(activation):
+    torch.manual_seed(0)
+    net = MLP(5, (16, 8), 3, activation)
+    plain = {"relu": torch.nn.ReLU(), "leaky_relu": torch.nn.LeakyReLU(0.2),
+             "elu": torch.nn.ELU()}[activation]
+    twin = torch.nn.Sequential(*[plain if not isinstance(m, torch.nn.Linear) else m
+                                 for m in net])  # same Linear modules, out-of-place activations
+    assert any(getattr(m, "inplace", False) for m in net)
+    x = torch.randn(32, 5)
+    grads = []
+    for model in (net, twin):
+        model.zero_grad()
+        (model(x) ** 2).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 13])
+def test_apply_in_blocks_equals_one_forward(n):
+    torch.manual_seed(0)
+    net = MLP(5, (16, 8), 3, "relu")
+    z = torch.randn(n, 5)
+    with torch.inference_mode():
+        torch.testing.assert_close(apply_in_blocks(net, z, block=4), net(z))

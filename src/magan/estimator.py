@@ -62,7 +62,7 @@ from magan.errors import (
     NotFittedError,
 )
 from magan.io import write_dir_atomic
-from magan.nn import MAGANModule, NetworkConfig
+from magan.nn import MAGANModule, NetworkConfig, apply_in_blocks
 from magan.preprocessing import Standardizer, Transform, transform_from_state
 from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
 
@@ -721,11 +721,13 @@ class MAGAN:
         elif out.shape != (n, d_out):
             raise DataError(f"out has shape {out.shape}; expected ({n}, {d_out})")
         device = next(net.parameters()).device
+        rows = 8192 if device.type == "cpu" else chunk  # a GPU wants the whole chunk at once
         n_bad, first_bad = 0, []
         with torch.inference_mode():
             for start, block in iter_chunks(X, chunk):
                 Z = self._forward_preprocess(pre_in, block)
-                Y = net(torch.as_tensor(Z, device=device)).float().cpu().numpy()
+                Y = apply_in_blocks(net, torch.as_tensor(Z, device=device), rows)
+                Y = Y.float().cpu().numpy()
                 with np.errstate(over="ignore", invalid="ignore"):
                     Y = self._inverse_preprocess(pre_out, Y)
                 bad = ~np.isfinite(Y).all(axis=1)
