@@ -9,6 +9,19 @@ OMP_NUM_THREADS=--threads; the parent polls its peak RSS (VmHWM) and kills it af
 seconds. FOSCTTM (magan.metrics.foscttm, lower is better, 0.5 = chance) is measured in x2's
 space for MAGAN (10 known pairs) and GW (barycentric projection), and in the shared embedding
 Pamona and UnionCom return. Prints one JSON line per (dataset, method).
+
+The peers are not magan dependencies; install them beside it, e.g. in a side environment that
+sees the project's (so torch stays the project's CPU build):
+
+    python -m venv /tmp/peers && echo "$PWD/.venv/lib/python3.11/site-packages" \
+        > /tmp/peers/lib/python3.11/site-packages/project.pth
+    /tmp/peers/bin/pip install pamona unioncom umap-learn
+    PYTHONPATH=src /tmp/peers/bin/python benchmarks/bench_peers.py
+
+UnionCom 0.4.0 imports ``torchvision.models`` in ``unioncom/Model.py`` and never uses it; a
+PyPI torchvision cannot load against a CPU torch build, so the worker gives it an empty
+``torchvision`` module when the real one is missing or broken, and NumPy the ``np.int`` /
+``np.float`` aliases (removed in NumPy 1.24) that its code still calls.
 """
 
 from __future__ import annotations
@@ -23,13 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("/work/shared/data")
-
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "scgem":
-        x1 = np.load(DATA / "scgem/scgem_expression.npz", allow_pickle=False)["X"]
-        x2 = np.load(DATA / "scgem/scgem_methylation.npz", allow_pickle=False)["X"]
+        from magan.datasets import find_shared_data
+
+        data = find_shared_data(required=True)
+        x1 = np.load(data / "scgem/scgem_expression.npz", allow_pickle=False)["X"]
+        x2 = np.load(data / "scgem/scgem_methylation.npz", allow_pickle=False)["X"]
         return x1.astype(np.float32), x2.astype(np.float32)
     n = int(name.removeprefix("synth"))
     rng = np.random.default_rng(0)
@@ -62,6 +76,16 @@ def run_method(method: str, x1: np.ndarray, x2: np.ndarray) -> float:
             [x1, x2])
         return foscttm(emb[0], emb[1])
     if method == "unioncom":
+        try:
+            import torchvision  # noqa: F401
+        except Exception:  # absent or built for another torch: UnionCom only names it
+            import types
+
+            sys.modules["torchvision"] = types.ModuleType("torchvision")
+            sys.modules["torchvision"].models = types.ModuleType("torchvision.models")
+        for alias, builtin in (("int", int), ("float", float)):  # removed in NumPy 1.24,
+            if alias not in np.__dict__:  # still called by UnionCom 0.4.0
+                setattr(np, alias, builtin)
         from unioncom import UnionCom
 
         emb = UnionCom.UnionCom(output_dim=5).fit_transform(dataset=[x1, x2])
