@@ -131,6 +131,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "standardize": {None: None, "features": True, "global": "global",
                         "none": False}[args.standardize],
         "transport_cost": args.transport_cost,
+        "transport_warmup": args.transport_warmup,
         "preprocess1": _preprocess(args.arcsinh1 if args.arcsinh1 is not None else args.arcsinh),
         "preprocess2": _preprocess(args.arcsinh2 if args.arcsinh2 is not None else args.arcsinh),
     }
@@ -352,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "distances, for same-geometry domains without shared markers); default "
                         "auto: shared if any, else structure if the known pairs vouch for it, "
                         "else translation")
+    p.add_argument("--transport-warmup", type=float, metavar="FRACTION",
+                   help="fraction of the steps over which a plan built from the translations "
+                        "ramps in (default 0.3; 0 = from the first step)")
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")

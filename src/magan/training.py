@@ -61,11 +61,23 @@ def module_device(module: nn.Module) -> torch.device:
 
 @dataclass
 class LossWeights:
-    """Weights of the generator's loss terms (the original code weighs all of them 1)."""
+    """Weights of the generator's loss terms (the original code weighs all of them 1).
+
+    ``warmup``: for a correspondence term named there, its weight rises linearly from 0 to its
+    full value over that many steps (step k of a run uses k / warmup), e.g. so that a plan
+    computed from the generators' own translations does not lock in their first mapping.
+    """
 
     adversarial: float = 1.0
     cycle: float = 1.0
     correspondence: dict[str, float] | None = None
+    warmup: dict[str, int] | None = None
+
+    def correspondence_weight(self, name: str, step: int) -> float:
+        """The weight of term ``name`` at (0-based) step ``step``."""
+        weight = (self.correspondence or {}).get(name, 1.0)
+        ramp = (self.warmup or {}).get(name, 0)
+        return weight * min(1.0, (step + 1) / ramp) if ramp > 0 else weight
 
 
 class Trainer:
@@ -179,10 +191,9 @@ class Trainer:
         cyc2 = cycle_loss(x2, out["x212"])
         batch = CorrespondenceBatch(x1, x2, out["x12"], out["x21"], p1, p2)
         corr = [term(batch, m) for term in self.terms]
-        cw = w.correspondence or {}
         g_loss = w.adversarial * (adv12 + adv21) + w.cycle * (cyc1 + cyc2)
         for term, value in zip(self.terms, corr):
-            g_loss = g_loss + cw.get(term.name, 1.0) * value
+            g_loss = g_loss + w.correspondence_weight(term.name, self.step_count) * value
         return out, g_loss, [adv12, adv21, cyc1, cyc2, *corr]
 
     def _discriminator_loss(self, x1: torch.Tensor, x2: torch.Tensor,

@@ -66,6 +66,9 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     # the translations alone.
     "magan_structure": {"batch_size": 256, "transport_cost": "structure"},
     "magan_translation": {"batch_size": 256, "transport_cost": "translation"},
+    # magan's default with a translation/structure plan at full weight from the first step
+    # (the default before transport_warmup): no difference with shared features.
+    "magan_no_warmup": {"batch_size": 256, "transport_warmup": 0.0},
 }
 ALL_VARIANTS = {**GAN_VARIANTS, **ABLATION_VARIANTS}
 
