@@ -64,11 +64,12 @@ def test_align_scaling_and_transport_options_reach_the_model(tmp_path, files):
     out = tmp_path / "run"
     assert main(["align", str(p1), str(p2), "--out", str(out), "--standardize", "global",
                  "--shared", "none", "--known-pairs", str(pairs), "--transport-cost",
-                 "structure", *FAST]) == 0
+                 "structure", "--transport-warmup", "0.5", *FAST]) == 0
     from magan import MAGAN
 
     model = MAGAN.load(out / "model")
     assert model.standardize == "global" and model.transport_cost_ == "structure"
+    assert model.transport_warmup == 0.5
     assert np.ptp(model.preprocessing1_[-1].scale_) == 0  # one common scale per domain
 
 

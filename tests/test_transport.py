@@ -17,9 +17,10 @@ from magan.correspondence import (
     known_partner_rank,
     sinkhorn,
 )
+from magan.data import PairSampler
 from magan.errors import ConfigError
 from magan.nn import MAGANModule, NetworkConfig
-from magan.training import Trainer
+from magan.training import LossWeights, Trainer
 
 
 def test_sinkhorn_meets_both_marginals_and_is_finite_at_small_epsilon():
@@ -154,6 +155,8 @@ def test_transport_pairs_refuses_bad_settings(kwargs, match):
     ({"transport_pairs_weight": -1}, "transport_pairs_weight"),
     ({"generator_ema": 1.0}, "generator_ema"),
     ({"generator_ema": True}, "generator_ema"),
+    ({"transport_warmup": 1.5}, "transport_warmup"),
+    ({"transport_warmup": True}, "transport_warmup"),
 ])
 def test_estimator_refuses_bad_transport_and_average_settings(toy_data, fast_params, params,
                                                              match):
@@ -253,3 +256,42 @@ def test_plans_and_distances_stay_float32_under_bfloat16_autocast():
         assert plan.dtype == torch.float32 and d.dtype == torch.float32
         torch.testing.assert_close(plan, reference)
     torch.testing.assert_close(d, _sq_distances(x12, x2))
+
+
+def test_warmup_ramps_a_terms_weight_linearly_by_hand():
+    w = LossWeights(correspondence={"transport_pairs": 2.0, "shared_features": 3.0},
+                    warmup={"transport_pairs": 4})
+    assert [w.correspondence_weight("transport_pairs", k) for k in range(6)] == [
+        0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
+    assert w.correspondence_weight("shared_features", 0) == 3.0  # not in warmup: full weight
+    assert LossWeights().correspondence_weight("transport_pairs", 0) == 1.0
+
+
+def test_trainer_adds_a_warming_term_at_its_ramped_weight():
+    torch.manual_seed(0)
+    module = MAGANModule(NetworkConfig(3, 2, (8,), (8,)))
+    sampler = PairSampler(torch.randn(20, 3), torch.randn(20, 2), 8, seed=0)
+    weights = LossWeights(correspondence={"transport_pairs": 2.0},
+                          warmup={"transport_pairs": 10})
+    trainer = Trainer(module, sampler, [TransportPairs(0.5)], weights)
+    for step in range(2):  # weights 0.2, then 0.4
+        named = dict(zip(trainer.loss_names, trainer.step().tolist(), strict=True))
+        rest = sum(named[k] for k in ("adversarial_12", "adversarial_21", "cycle_1", "cycle_2"))
+        assert named["generator"] == pytest.approx(
+            rest + 0.2 * (step + 1) * named["transport_pairs"], rel=1e-5)
+
+
+def test_transport_warmup_applies_to_plans_from_the_translations_only(toy_data, fast_params):
+    x1, x2 = toy_data
+
+    def history(cost, warmup, **corr):
+        return MAGAN(**fast_params, transport_cost=cost, transport_warmup=warmup).fit(
+            x1, x2, **corr).history_.to_numpy()
+
+    # The shared-marker plan does not depend on the generators: nothing to warm up.
+    np.testing.assert_array_equal(history("shared", 0.0, shared_features=[(0, 0)]),
+                                  history("shared", 0.5, shared_features=[(0, 0)]))
+    for cost in ("translation", "structure"):
+        cold = history(cost, 0.0, known_pairs=[(0, 0), (1, 1)])
+        warm = history(cost, 0.5, known_pairs=[(0, 0), (1, 1)])
+        assert not np.allclose(cold, warm)
