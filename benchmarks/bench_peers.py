@@ -55,14 +55,16 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     return x1.astype(np.float32), x2.astype(np.float32)
 
 
-def run_method(method: str, x1: np.ndarray, x2: np.ndarray) -> float:
+def run_method(method: str, x1: np.ndarray, x2: np.ndarray, seed: int = 0,
+               magan_params: dict | None = None) -> float:
     from magan.metrics import foscttm
 
     if method == "magan":
         from magan import MAGAN
 
         known = np.random.default_rng(1).choice(len(x1), 10, replace=False)
-        model = MAGAN(n_steps=1500, batch_size=128, seed=0, progress=False)
+        model = MAGAN(**{"n_steps": 1500, "batch_size": 128, "seed": seed, "progress": False,
+                         **(magan_params or {})})
         model.fit(x1, x2, known_pairs=[(i, i) for i in known])
         return foscttm(model.transform(x1), x2)
     if method == "gw_ot":
@@ -93,13 +95,13 @@ def run_method(method: str, x1: np.ndarray, x2: np.ndarray) -> float:
     raise ValueError(method)
 
 
-def worker(dataset: str, method: str, threads: int) -> None:
+def worker(dataset: str, method: str, threads: int, seed: int, magan_params: dict) -> None:
     import torch
 
     torch.set_num_threads(threads)
     x1, x2 = load(dataset)
     t0 = time.perf_counter()
-    score = run_method(method, x1, x2)
+    score = run_method(method, x1, x2, seed, magan_params)
     wall = time.perf_counter() - t0
     print("RESULT " + json.dumps({"foscttm": round(float(score), 4), "wall_s": round(wall, 2)}),
           flush=True)
@@ -121,40 +123,55 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["magan", "gw_ot", "pamona", "unioncom"])
     parser.add_argument("--cap", type=float, default=600)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="MAGAN's seeds, one row each (the peers run once)")
+    parser.add_argument("--magan-params", type=json.loads, default={},
+                        help='JSON of MAGAN parameters over the benchmark\'s, e.g. '
+                             '\'{"transport_warmup": 0}\'')
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(*args.worker, args.threads)
+        dataset, method, seed = args.worker
+        return worker(dataset, method, args.threads, int(seed), args.magan_params)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     for dataset in args.datasets:
         n = len(load(dataset)[0])
         for method in args.methods:
-            cmd = [sys.executable, __file__, "--worker", dataset, method,
-                   "--threads", str(args.threads)]
-            t0, peak = time.perf_counter(), 0
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-            status = "ok"
-            while proc.poll() is None:
-                peak = max(peak, hwm(proc.pid))
-                if time.perf_counter() - t0 > args.cap:
-                    proc.kill()
-                    status = f"killed at the {args.cap:.0f} s cap"
-                    break
-                time.sleep(0.2)
-            out, err = proc.communicate()
-            row = {"dataset": dataset, "cells": n, "method": method, "status": status,
-                   "peak_rss_MB": round(peak / 2**20), "threads": args.threads,
-                   "load1": round(os.getloadavg()[0], 2)}
-            lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-            if lines:
-                row.update(json.loads(lines[-1][7:]))
-            elif status == "ok":
-                row["status"] = f"failed (exit {proc.returncode}): {err.strip()[-300:]}"
-            else:
-                row["wall_s"] = f">{args.cap:.0f}"
-            print(json.dumps(row), flush=True)
+            for seed in args.seeds if method == "magan" else [0]:
+                cmd = [sys.executable, __file__, "--worker", dataset, method, str(seed),
+                       "--threads", str(args.threads),
+                       "--magan-params", json.dumps(args.magan_params)]
+                row = {"dataset": dataset, "cells": n, "method": method,
+                       **({"seed": seed, "magan_params": args.magan_params}
+                          if method == "magan" else {}),
+                       **run_capped(cmd, env, args.cap), "threads": args.threads}
+                print(json.dumps(row), flush=True)
 
+
+def run_capped(cmd: list[str], env: dict, cap: float) -> dict:
+    """Run one worker, polling its peak RSS; kill it after ``cap`` seconds."""
+    t0, peak = time.perf_counter(), 0
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    status = "ok"
+    while proc.poll() is None:
+        peak = max(peak, hwm(proc.pid))
+        if time.perf_counter() - t0 > cap:
+            proc.kill()
+            status = f"killed at the {cap:.0f} s cap"
+            break
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    row = {"status": status, "peak_rss_MB": round(peak / 2**20),
+           "load1": round(os.getloadavg()[0], 2)}
+    lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    if lines:
+        row.update(json.loads(lines[-1][7:]))
+    elif status == "ok":
+        row["status"] = f"failed (exit {proc.returncode}): {err.strip()[-300:]}"
+    else:
+        row["wall_s"] = f">{cap:.0f}"
+    return row
 
 if __name__ == "__main__":
     main()
