@@ -281,17 +281,19 @@ def test_trainer_adds_a_warming_term_at_its_ramped_weight():
             rest + 0.2 * (step + 1) * named["transport_pairs"], rel=1e-5)
 
 
-def test_transport_warmup_applies_to_plans_from_the_translations_only(toy_data, fast_params):
+def test_transport_warmup_applies_to_the_translation_plan_only(toy_data, fast_params):
     x1, x2 = toy_data
 
     def history(cost, warmup, **corr):
         return MAGAN(**fast_params, transport_cost=cost, transport_warmup=warmup).fit(
             x1, x2, **corr).history_.to_numpy()
 
-    # The shared-marker plan does not depend on the generators: nothing to warm up.
+    # The shared-marker plan does not depend on the generators: nothing to warm up; the
+    # structure plan's GW half must act from the start (RESULTS.md): not warmed either.
+    pairs = [(0, 0), (1, 1)]
     np.testing.assert_array_equal(history("shared", 0.0, shared_features=[(0, 0)]),
                                   history("shared", 0.5, shared_features=[(0, 0)]))
-    for cost in ("translation", "structure"):
-        cold = history(cost, 0.0, known_pairs=[(0, 0), (1, 1)])
-        warm = history(cost, 0.5, known_pairs=[(0, 0), (1, 1)])
-        assert not np.allclose(cold, warm)
+    np.testing.assert_array_equal(history("structure", 0.0, known_pairs=pairs),
+                                  history("structure", 0.5, known_pairs=pairs))
+    assert not np.allclose(history("translation", 0.0, known_pairs=pairs),
+                           history("translation", 0.5, known_pairs=pairs))

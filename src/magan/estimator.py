@@ -112,13 +112,15 @@ class MAGAN:
         ``"structure"`` if a GW plan alone ranks the known partners in the top quarter of a
         minibatch on average (``known_partner_rank_`` < 0.25, 10 batches; digits 0.01,
         scGEM 0.12-0.21, ECCITE 0.53-0.67), else ``"translation"`` (also with a relation
-        only). ``transport_warmup``: with ``"translation"`` or ``"structure"``, the plan's
-        weight rises linearly from 0 over this fraction of ``n_steps`` (0.3). Why: a plan
-        built from the current translations pairs each cell with wherever the generators
-        already send it, so from the first step it can lock in a wrong mapping before the
-        known pairs, adversarial and cycle terms have set one; on a synthetic curved
-        trajectory (``benchmarks/bench_peers.py``, 10^4 cells, 10 known pairs) FOSCTTM was
-        0.35 on 2 of 3 seeds without the ramp and 0.004 on all 3 with it (RESULTS.md).
+        only). ``transport_warmup``: with ``"translation"``, the plan's weight rises
+        linearly from 0 over this fraction of ``n_steps`` (0.3). Why: a plan built from the
+        current translations pairs each cell with wherever the generators already send it,
+        so from the first step it can lock in a wrong mapping before the known pairs,
+        adversarial and cycle terms have set one. On a synthetic curved trajectory
+        (``benchmarks/bench_peers.py``, 10^4 cells, 10 known pairs) FOSCTTM was 0.35 on 2 of
+        3 seeds without the ramp and 0.004 on all 3 with it; ECCITE level (0.216 vs 0.211,
+        5 seeds, per-seed differences both ways). Not for ``"structure"``, whose GW half
+        must set the mapping early: scGEM 0.249 with the ramp vs 0.240 (RESULTS.md).
         ``transport_epsilon`` is the entropic blur relative to
         the mean cost (smaller = closer to nearest neighbours, more Sinkhorn iterations
         needed). Cost per step O(batch_size²), so a run stays linear in the number of cells.
@@ -525,9 +527,9 @@ class MAGAN:
             {"shared_features": self.shared_features_weight,
              "known_pairs": self.known_pairs_weight, "relation": self.relation_weight,
              "transport_pairs": self.transport_pairs_weight},
-            # a plan built from the generators' translations ramps in (see transport_warmup)
+            # a plan built from the translations alone ramps in (see transport_warmup)
             warmup={"transport_pairs": round(self.transport_warmup * self.n_steps)}
-            if self.transport_cost_ in ("translation", "structure") else None,
+            if self.transport_cost_ == "translation" else None,
         )
         trainer = Trainer(
             module, sampler, [t.to(device) for t in terms], weights,

@@ -66,8 +66,8 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     # the translations alone.
     "magan_structure": {"batch_size": 256, "transport_cost": "structure"},
     "magan_translation": {"batch_size": 256, "transport_cost": "translation"},
-    # magan's default with a translation/structure plan at full weight from the first step
-    # (the default before transport_warmup): no difference with shared features.
+    # magan's default with the translation plan at full weight from the first step (the
+    # default before transport_warmup): differs from "magan" only where "auto" picks it.
     "magan_no_warmup": {"batch_size": 256, "transport_warmup": 0.0},
 }
 ALL_VARIANTS = {**GAN_VARIANTS, **ABLATION_VARIANTS}
