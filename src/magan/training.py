@@ -64,7 +64,8 @@ class LossWeights:
     """Weights of the generator's loss terms (the original code weighs all of them 1).
 
     ``warmup``: for a correspondence term named there, its weight rises linearly from 0 to its
-    full value over that many steps (step k of a run uses k / warmup), e.g. so that a plan
+    full value over that many steps (the k-th step, counting from 1, uses k / warmup of it;
+    a resumed run continues the ramp from its step count), e.g. so that a plan
     computed from the generators' own translations does not lock in their first mapping.
     """
 
