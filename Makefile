@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.magan-installed
 
-.PHONY: install demo test lint experiments clean
+.PHONY: install demo test lint experiments bench clean
 
 install: $(STAMP)
 
@@ -26,8 +26,19 @@ test: install
 experiments: install
 	$(BIN)/magan experiment all --out results --jobs 2
 
+# Speed and memory benchmarks (BENCHMARKS.md), JSON lines into bench_results/: training and
+# transform throughput, the CPU roofline, out-of-core scale to 10^7 cells (writes ~2.4 GB of
+# synthetic data under /tmp/magan_scale) and interval throughput; about 3 minutes on 2 cores when the synthetic data already exists.
+# The peers comparison needs Pamona/UnionCom installed beside magan: see benchmarks/bench_peers.py.
+bench: install
+	mkdir -p bench_results
+	$(BIN)/python benchmarks/bench_train.py --device auto > bench_results/train.jsonl
+	$(BIN)/python benchmarks/bench_roofline.py --threads 1 2 > bench_results/roofline.jsonl
+	$(BIN)/python benchmarks/bench_scale.py --max-wait 0 > bench_results/scale.jsonl
+	$(BIN)/python benchmarks/bench_interval.py > bench_results/interval.jsonl
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) magan_demo .pytest_cache
+	rm -rf $(VENV) magan_demo .pytest_cache bench_results
