@@ -38,13 +38,10 @@ import numpy as np
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    if name == "scgem":
-        from magan.datasets import find_shared_data
+    if name == "scgem":  # the cross-modal experiment's loader (rows are the same cells)
+        from magan.experiments.crossmodal import load_scgem
 
-        data = find_shared_data(required=True)
-        x1 = np.load(data / "scgem/scgem_expression.npz", allow_pickle=False)["X"]
-        x2 = np.load(data / "scgem/scgem_methylation.npz", allow_pickle=False)["X"]
-        return x1.astype(np.float32), x2.astype(np.float32)
+        return load_scgem()[:2]
     n = int(name.removeprefix("synth"))
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 3 * np.pi, n)  # a curved 1-D trajectory with 2-D spread

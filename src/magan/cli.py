@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -208,11 +208,16 @@ def _write_intervals(ens, a1, a2, level: float, targets: list[Path]) -> list[Pat
         frame = ens.impute(adata, domain=domain, level=level)
         if frame.shape[1]:
             frame = frame.drop(columns="sd", level=0)
-            names = [f"{feature} ({stat})" for stat, feature in frame.columns]
+            names = _interval_names(frame.columns)
             written.append(_write_translation(frame.to_numpy(dtype=np.float32),
                                               list(adata.obs_names), names, target,
                                               overwrite=True))
     return written
+
+
+def _interval_names(columns: Iterable[tuple[str, str]]) -> list[str]:
+    """Output column names "<feature> (<stat>)" for (stat, feature) pairs, in both commands."""
+    return [f"{feature} ({stat})" for stat, feature in columns]
 
 
 def _level(text: str) -> float:
@@ -247,7 +252,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
     if args.interval is not None:
         iv = model.interval(adata, domain=domain, level=args.interval)
         values = np.hstack([iv.mean, iv.lower, iv.upper])
-        names = [f"{f} ({stat})" for stat in ("mean", "lower", "upper") for f in names]
+        names = _interval_names((stat, f) for stat in ("mean", "lower", "upper") for f in names)
     else:
         values = model.inverse_transform(adata) if args.inverse else model.transform(adata)
     path = _write_translation(values, list(adata.obs_names), names, Path(args.out),
