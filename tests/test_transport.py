@@ -297,3 +297,38 @@ def test_transport_warmup_applies_to_the_translation_plan_only(toy_data, fast_pa
                                   history("structure", 0.5, known_pairs=pairs))
     assert not np.allclose(history("translation", 0.0, known_pairs=pairs),
                            history("translation", 0.5, known_pairs=pairs))
+
+
+def test_translation_plan_run_resumed_mid_warmup_equals_the_uninterrupted_run(
+        tmp_path, toy_data, fast_params, monkeypatch):
+    """The warm-up reads the trainer's step count, which the checkpoint restores: a run killed
+    during the ramp and resumed with the same settings continues the same ramp."""
+    x1, x2 = toy_data
+    params = {**fast_params, "n_steps": 80, "transport_cost": "translation",
+              "transport_warmup": 0.5}  # ramp over steps 1-40; checkpoint at 20, kill at 30
+    pairs = [(0, 0), (1, 1)]
+    full = MAGAN(**params).fit(x1, x2, known_pairs=pairs)
+    original = Trainer.step
+
+    def step_then_die(self):
+        if self.step_count == 30:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", step_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        MAGAN(**params).fit(x1, x2, known_pairs=pairs, checkpoint_dir=tmp_path / "ck",
+                            checkpoint_every=20)
+    steps_run = []
+
+    def counted(self):
+        steps_run.append(self.step_count)
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", counted)
+    resumed = MAGAN(**params).fit(x1, x2, known_pairs=pairs, checkpoint_dir=tmp_path / "ck",
+                                  checkpoint_every=20, resume=True)
+    assert steps_run[0] == 20 and len(steps_run) == 60  # it did resume from the checkpoint
+    assert resumed.transport_cost_ == "translation"
+    np.testing.assert_array_equal(full.transform(x1), resumed.transform(x1))
+    np.testing.assert_allclose(full.history_.to_numpy(), resumed.history_.to_numpy())
