@@ -19,7 +19,9 @@ setting before 2026-11-26), ``digit_accuracy``. Rows:
   because the pairs correspond), squared Euclidean between those vectors; structure weight 0.8;
 - ``anchors_geodesic``: the same, with all within-domain distances (GW part and anchor vectors)
   taken along a 20-nearest-neighbour graph (correlation, rows L2-normalised, hop counts: SCOT's
-  recipe) built on the minibatch plus the known-pair cells; structure weight 0.5.
+  recipe) built on the minibatch plus the known-pair cells; structure weight 0.5;
+- ``anchors_geodesic_k35_0.8`` / ``_0.95``: the same on a 35-nearest-neighbour graph, structure
+  weight 0.8 / 0.95 (the best full-data plans of ``scgem_plan_ceiling.py``).
 
 The last two are prototypes patched in here (``TransportPairs.plan`` replaced), not library
 options: they are measured to decide whether they earn a place.
@@ -81,6 +83,8 @@ ROWS: dict[str, tuple[float, Callable | None]] = {
     "structure_weight_1.0": (1.0, None),
     "anchors": (0.5, _anchor_plan(0.8, None)),
     "anchors_geodesic": (0.5, _anchor_plan(0.5, 20)),
+    "anchors_geodesic_k35_0.8": (0.5, _anchor_plan(0.8, 35)),
+    "anchors_geodesic_k35_0.95": (0.5, _anchor_plan(0.95, 35)),
 }
 
 
