@@ -181,6 +181,10 @@ def test_pair_holdout_members_leave_out_their_share_and_widen_honestly(tmp_path,
     assert [m.n_known_pairs_ for m in off.members_] == [3, 3] and off.pair_quantiles_ == {}
     auto = Ensemble(base, n_members=2).fit(x1, x2, known_pairs=pairs[:3])
     assert auto.pair_quantiles_ == {}
+    one = Ensemble(base, n_members=1).fit(x1, x2, known_pairs=pairs)  # "auto" needs 2 members
+    assert one.members_[0].n_known_pairs_ == 12 and one.pair_quantiles_ == {}
+    assert [Ensemble(n_members=k).holds_out_pairs(n) for k, n in
+            ((1, 12), (3, 5), (3, 6), (3, 0))] == [False, False, True, False]
     with pytest.raises(ConfigError, match="at least 2 known pairs and 2 members"):
         Ensemble(base, n_members=2, pair_holdout=True).fit(x1, x2, known_pairs=pairs[:1])
     # Cells with NaN are dropped by every member and left out of the reference cells.

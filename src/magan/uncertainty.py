@@ -201,8 +201,9 @@ class Ensemble:
     ``estimator`` is the member template (a MAGAN, default ``MAGAN()``); its parameters are
     copied and only the seed changes. The mean of the members is itself more accurate than one
     member (levine32 panels: Pearson 0.629 vs 0.615). ``n_neighbors`` and ``reference_cells``
-    set the local-noise model; ``pair_holdout`` (``"auto"``: when ``fit`` gets at least two
-    known pairs per member) calibrates on held-out known pairs too (module docstring).
+    set the local-noise model; ``pair_holdout`` (``"auto"``: when there are two or more
+    members and ``fit`` gets at least two known pairs per member) calibrates on held-out
+    known pairs too (module docstring).
     """
 
     def __init__(self, estimator: MAGAN | None = None, *, n_members: int = 5,
@@ -252,12 +253,19 @@ class Ensemble:
                                                               for f in folds], nonfinite)
         return self
 
+    def holds_out_pairs(self, n_pairs: int) -> bool:
+        """Whether :meth:`fit` with ``n_pairs`` known pairs lets each member leave some out
+        (``pair_holdout``: True, or "auto" with two or more members and at least two pairs
+        per member). Then no member has seen every pair, so none of them is the model to keep
+        for plain translation."""
+        return n_pairs > 0 and (self.pair_holdout is True or (
+            self.pair_holdout == "auto" and self.n_members >= 2
+            and n_pairs >= 2 * self.n_members))
+
     def _folds(self, pairs: list, seed: int) -> list[list[int]]:
         """Which known pairs (positions) each member leaves out; all empty without holdout."""
         n = len(pairs)
-        use = self.pair_holdout is True or (self.pair_holdout == "auto"
-                                            and n >= 2 * self.n_members)
-        if not use or n == 0:
+        if not self.holds_out_pairs(n):
             return [[] for _ in range(self.n_members)]
         if n < 2 or self.n_members < 2:
             raise ConfigError("pair_holdout needs at least 2 known pairs and 2 members (each "
