@@ -107,6 +107,29 @@ def test_align_interval_writes_calibrated_columns_and_an_ensemble(tmp_path, file
         main(["align", str(p1), str(p2), "--out", str(tmp_path / "c"), "--interval", "2"])
 
 
+def test_align_interval_with_known_pairs_calibrates_on_held_out_pairs(tmp_path, files):
+    """Enough pairs for the members to leave some out: the interval is also calibrated on them,
+    and the written model is a separate fit that saw every pair."""
+    p1, p2, _ = files
+    pairs = tmp_path / "four_pairs.csv"
+    pairs.write_text("x1,x2\nc0,d5\nc1,d9\nc2,d3\nc3,d7\n")
+    out = tmp_path / "run"
+    assert main(["align", str(p1), str(p2), "--out", str(out), "--known-pairs", str(pairs),
+                 "--interval", "0.9", "--members", "2", *FAST]) == 0
+    from magan import MAGAN
+    from magan.uncertainty import Ensemble
+
+    ens = Ensemble.load(out / "ensemble")
+    assert [m.n_known_pairs_ for m in ens.members_] == [2, 2]  # each left 2 pairs out
+    assert set(ens.pair_quantiles_) == {1, 2}
+    model = MAGAN.load(out / "model")
+    assert model.n_known_pairs_ == 4 and model.seed == 0
+    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == [
+        "member_0", "member_1", "model"]
+    y = pd.read_csv(out / "x1_in_domain2.csv", index_col=0).to_numpy()
+    np.testing.assert_allclose(y, model.transform(pd.read_csv(p1, index_col=0)), rtol=1e-5)
+
+
 def test_markers_prints_the_matching_table(files, capsys):
     p1, p2, _ = files
     assert main(["markers", str(p1), str(p2)]) == 0
