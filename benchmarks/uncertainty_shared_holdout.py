@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from magan.experiments._harness import make_gan
-from magan.experiments.cytof_batch import load_levine
-from magan.experiments.cytof_panels import panels
+from magan.experiments.uncertainty import task
 from magan.metrics import marker_correlation
 from magan.uncertainty import Ensemble, _at_level, _conformal_table
 
@@ -42,14 +41,7 @@ K, N_STEPS, LEVELS = 5, 600, (0.5, 0.8, 0.9, 0.95)
 def main(seed: int) -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    h1, h2, _, _, names = load_levine()
-    shared, only1, only2 = panels(names)
-    hidden = shared[0::4]
-    keep = [j for j in shared if j not in hidden]
-    cols1, cols2 = shared + only1, keep + only2
-    p1, p2 = h1[:, cols1], h2[:, cols2]
-    pairs = [(cols1.index(j), cols2.index(j)) for j in keep]
-    at, truth = [cols1.index(j) for j in hidden], h2[:, hidden]
+    p1, p2, pairs, at, truth = task()
     order = np.random.default_rng(seed).permutation(len(pairs))
     folds = [set(f.tolist()) for f in np.array_split(order, K)]
     members = [make_gan("magan", 1000 * seed + k, N_STEPS).fit(

@@ -41,19 +41,24 @@ def settings(quick: bool) -> dict[str, Any]:
             "other_levels": [0.5, 0.8, 0.95]}
 
 
-def run(seed: int, quick: bool = False) -> Metrics:
-    s = settings(quick)
+def task() -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], list[int], np.ndarray]:
+    """(panel 1 = H1 with every shared marker, panel 2 = H2 without the hidden group, the
+    visible shared-marker column pairs, the hidden markers' columns in panel 1, their truth
+    measured on H2)."""
     h1, h2, _, _, names = load_levine()
     shared, only1, only2 = panels(names)
     hidden = shared[0::4]
     keep = [j for j in shared if j not in hidden]
     cols1, cols2 = shared + only1, keep + only2
-    p1, p2 = h1[:, cols1], h2[:, cols2]
     pairs = [(cols1.index(j), cols2.index(j)) for j in keep]
-    at = [cols1.index(j) for j in hidden]
+    return h1[:, cols1], h2[:, cols2], pairs, [cols1.index(j) for j in hidden], h2[:, hidden]
+
+
+def run(seed: int, quick: bool = False) -> Metrics:
+    s = settings(quick)
+    p1, p2, pairs, at, truth = task()
     vis1 = [a for a, _ in pairs]  # visible shared markers: panel-1 columns ...
     vis2 = [b for _, b in pairs]  # ... and the panel-2 columns they match
-    truth = h2[:, hidden]
 
     members = [make_gan(s["variant"], 1000 * seed + k, s["n_steps"]).fit(p1, p2,
                                                                           shared_features=pairs)
