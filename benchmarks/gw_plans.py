@@ -124,6 +124,9 @@ def main() -> None:
     ap.add_argument("--data", choices=["scgem", "digits"], default="scgem")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--magan-params", type=json.loads, default={},
+                    help='JSON of MAGAN parameters changed for every row, e.g. '
+                         '\'{"adversarial_weight": 0.3}\' (recorded in each line)')
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = _scgem() if args.data == "scgem" else _digits()
@@ -136,9 +139,12 @@ def main() -> None:
             for seed in args.seeds:
                 x1, x2, pairs, n_steps, score = task(seed)
                 t0 = time.perf_counter()
-                model = make_gan("magan", seed, n_steps, transport_cost="structure")
+                model = make_gan("magan", seed, n_steps,
+                                 **{"transport_cost": "structure", **args.magan_params})
                 model.fit(x1, x2, known_pairs=pairs)
-                print(json.dumps({"data": args.data, "row": row, "seed": seed, **score(model),
+                extra = {"magan_params": args.magan_params} if args.magan_params else {}
+                print(json.dumps({"data": args.data, "row": row, "seed": seed, **extra,
+                                  **score(model),
                                   "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
         finally:
             corr.TransportPairs.plan, corr.STRUCTURE_WEIGHT = original_plan, original_weight
