@@ -22,11 +22,12 @@ from sklearn.decomposition import PCA
 import magan.correspondence as corr
 from magan.experiments.crossmodal import _known_pairs, load_eccite, load_scgem
 from magan.experiments.digits import load_digits
+from magan.preprocessing import Standardizer
 
 
 def _common_scale(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=0)
-    return (x / np.sqrt((x.std(axis=0) ** 2).mean())).astype(np.float32)
+    """magan's default input scaling (``standardize="global"``)."""
+    return Standardizer(per_feature=False).fit(x).transform(x)
 
 
 def rank(x1: np.ndarray, x2: np.ndarray, known: np.ndarray, seed: int, k: int | None,

@@ -34,12 +34,7 @@ from magan.correspondence import _sq_distances, gromov_plan_from_distances, sink
 from magan.experiments._harness import zscore
 from magan.experiments.crossmodal import _known_pairs, load_scgem
 from magan.metrics import foscttm
-
-
-def _common_scale(x: np.ndarray) -> np.ndarray:
-    """magan's default input scaling: centred, divided by the RMS of the features' sds."""
-    x = x - x.mean(axis=0)
-    return x / np.sqrt((x.std(axis=0) ** 2).mean())
+from magan.preprocessing import Standardizer
 
 
 def scot_grid(x1: np.ndarray, x2: np.ndarray) -> None:
@@ -59,8 +54,8 @@ def plans(x1: np.ndarray, x2: np.ndarray, n: int) -> None:
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.tensor(a, dtype=torch.float32)
 
-    distances = {"euclidean": [tensor(_common_scale(x.astype(np.float64))) for x in (x1, x2)]}
-    distances["euclidean"] = [torch.cdist(z, z) for z in distances["euclidean"]]
+    scaled = [tensor(Standardizer(per_feature=False).fit(x).transform(x)) for x in (x1, x2)]
+    distances = {"euclidean": [torch.cdist(z, z) for z in scaled]}  # magan's input scaling
     for k in (20, 35):
         distances[f"geodesic_k{k}"] = [
             tensor(_intra_domain_distances(_l2_rows(x), k, "geodesic", "connectivity",
