@@ -37,8 +37,15 @@ bench: install
 	$(BIN)/python benchmarks/bench_scale.py --max-wait 0 > bench_results/scale.jsonl
 	$(BIN)/python benchmarks/bench_interval.py > bench_results/interval.jsonl
 
+# The benchmark battery (issue 18): MAGAN's defaults against no alignment, kNN on shared
+# features, GW-OT and Harmony on 11 tasks, one table (battery_results/battery.md, JSON lines
+# beside it); 3 seeds, ~50 minutes with 2 processes on 2 cores (smoke test: battery.py --quick).
+.PHONY: battery
+battery: install
+	$(BIN)/python benchmarks/battery.py --seeds 0 1 2 --jobs 2 --out battery_results
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) magan_demo .pytest_cache bench_results
+	rm -rf $(VENV) magan_demo .pytest_cache bench_results battery_results

@@ -84,7 +84,10 @@ def test_same_seed_same_model_and_different_seed_differs(toy_data, fast_params):
 
 def test_save_load_round_trip_is_bit_identical(tmp_path, toy_data, fast_params):
     f1, f2 = _frames(*toy_data)
-    model = MAGAN(preprocess1=Arcsinh(5.0), **fast_params).fit(f1, f2, shared_features="auto")
+    # both domains arcsinh-transformed: the generators start by copying the shared features
+    # (start_from_identity), so x2's raw ~500s would overflow domain 1's inverse arcsinh
+    model = MAGAN(preprocess1=Arcsinh(5.0), preprocess2=Arcsinh(5.0), **fast_params).fit(
+        f1, f2, shared_features="auto")
     path = model.save(tmp_path / "run")
     loaded = MAGAN.load(path, device="cpu")
     np.testing.assert_array_equal(model.transform(f1), loaded.transform(f1))
@@ -229,3 +232,23 @@ def test_bfloat16_trains_under_autocast_with_float32_weights(tmp_path, toy_data,
     np.testing.assert_array_equal(loaded.transform(x1), y)
     with pytest.raises(ConfigError, match="precision"):
         MAGAN(**{**fast_params, "precision": "float16"}).fit(x1, x2)
+
+
+def test_start_from_identity_begins_as_doing_nothing(toy_data):
+    """Before any step, the generators copy each shared feature (in the user's units) and put
+    the unshared ones at the other domain's mean; plain MLP generators do not."""
+    x1, x2 = toy_data
+    shared = [(0, 1), (2, 0)]
+    model = MAGAN(n_steps=1, generator_lr=1e-12, generator_ema=None, progress=False, seed=0)
+    model.fit(x1, x2, shared_features=shared)
+    y = model.transform(x1)
+    np.testing.assert_allclose(y[:, 1], x1[:, 0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(y[:, 0], x1[:, 2], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(y[:, 2], x2[:, 2].mean(), rtol=1e-3)
+    back = model.inverse_transform(x2)
+    np.testing.assert_allclose(back[:, 0], x2[:, 1], rtol=1e-4, atol=1e-2)
+    plain = MAGAN(n_steps=1, generator_lr=1e-12, generator_ema=None, progress=False, seed=0,
+                  start_from_identity=False).fit(x1, x2, shared_features=shared)
+    assert not np.allclose(plain.transform(x1)[:, 1], x1[:, 0], atol=1e-2)
+    with pytest.raises(ConfigError, match="start_from_identity"):
+        MAGAN(start_from_identity="yes").fit(x1, x2, shared_features=shared)

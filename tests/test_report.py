@@ -69,7 +69,7 @@ def test_model_only(run_dir, data):
     assert path == run_dir / "report.html"
     text = path.read_text()
     assert text.startswith("<!DOCTYPE html>")
-    assert _sections(text) == ["summary", "metrics", "parameters", "shared-features",
+    assert _sections(text) == ["verdict", "summary", "metrics", "parameters", "shared-features",
                                "training", "alignment", "imputation", "files"]
     assert text.count(IMG) == 1  # the loss curves only
     assert "foscttm" in text and "0.125" in text  # from metrics.json
@@ -85,7 +85,7 @@ def test_with_data_labels_and_pairs(run_dir, data):
     path = write_report(run_dir, run_dir / "full.html", x1=a1, x2=a2, known_pairs=PAIRS,
                         metrics={"mixing": 0.75, "label_transfer_f1": 0.9})
     text = path.read_text()
-    assert _sections(text) == ["summary", "metrics", "parameters", "shared-features",
+    assert _sections(text) == ["verdict", "summary", "metrics", "parameters", "shared-features",
                                "training", "alignment", "imputation", "known-pairs", "files"]
     # loss curves, alignment grid, shared-feature scatter, known-pair scatter, displacement
     assert text.count(IMG) == 5

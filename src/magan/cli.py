@@ -1,7 +1,9 @@
 """``magan`` command line: argparse over the public API.
 
 Every error magan raises on purpose (``MaganError``) is printed as one line, without a
-traceback, and the command exits with status 1; usage errors exit with 2 (argparse).
+traceback, and the command exits with status 1; usage errors exit with 2 (argparse);
+``align --strict`` exits with 3 when the self-diagnosis judged the alignment "failed"
+(:class:`~magan.errors.AlignmentFailedError`, after every output was written).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from magan import __version__
-from magan.errors import ConfigError, MaganError, OutputExistsError
+from magan.errors import AlignmentFailedError, ConfigError, MaganError, OutputExistsError
 
 WRITABLE = {".h5ad", ".csv", ".fcs"}
 
@@ -116,6 +118,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     known = None
     if args.known_pairs:
         known = io.read_pairs(args.known_pairs, list(a1.obs_names), list(a2.obs_names))
+    diagnose = _diagnose_mode(args.diagnose, known)
     params = {
         "n_steps": args.steps,
         "batch_size": args.batch_size,
@@ -148,7 +151,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         if args.quiet:
             warnings.simplefilter("ignore")
         if args.interval is None:
-            model.fit(a1, a2, **fit_kw)
+            model.fit(a1, a2, **fit_kw, diagnose=diagnose)
         else:
             from magan.data import known_pair_items
             from magan.uncertainty import Ensemble
@@ -158,10 +161,12 @@ def cmd_align(args: argparse.Namespace) -> int:
                 # Members leave known pairs out to calibrate on them (scGEM 90% intervals
                 # held 0.80 / 0.88 instead of 0.45 / 0.59): the model written below is one
                 # more fit that sees them all (its own checkpoint beside the members').
-                ensemble.fit(a1, a2, **fit_kw)
-                model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": out / "checkpoint" / "model"})
+                ensemble.fit(a1, a2, **fit_kw, diagnose=False)
+                model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": out / "checkpoint" / "model"},
+                          diagnose=diagnose)
             else:  # every member sees every pair: member 0 is the model written below
-                model = ensemble.fit(a1, a2, **fit_kw).members_[0]
+                model = ensemble.fit(a1, a2, **fit_kw,
+                                     diagnose=bool(diagnose)).members_[0]
     from magan.distributed import barrier, is_main_process
 
     if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
@@ -192,6 +197,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
+        "diagnostics": None if model.diagnostics_ is None else model.diagnostics_.to_dict(),
     }
     io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
     inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
@@ -205,7 +211,35 @@ def cmd_align(args: argparse.Namespace) -> int:
         for path in written:
             print(f"wrote {path}")
     barrier()
+    _print_verdict(model.diagnostics_, quiet=args.quiet)
+    if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
+        raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
+                                   f"outputs in {out} were written but should not be used")
     return 0
+
+
+def _diagnose_mode(option: str | None, known) -> bool | str:
+    """``--diagnose``: on, holdout or off; by default "holdout" once 4 known pairs are given
+    (one more fit, which scores pairs the model never saw), else on."""
+    from magan.data import known_pair_items
+    from magan.diagnostics import HELDOUT_MIN_PAIRS
+
+    if option is None:
+        n = len(known_pair_items(known)) if known is not None else 0
+        option = "holdout" if n >= HELDOUT_MIN_PAIRS else "on"
+    return {"on": True, "holdout": "holdout", "off": False}[option]
+
+
+def _print_verdict(diag, *, quiet: bool) -> None:
+    """The verdict lines, last; "failed"/"check" also as a WARNING on stderr, even --quiet."""
+    if diag is None:
+        return
+    if diag.verdict != "good":
+        what = "FAILED" if diag.verdict == "failed" else "needs checking"
+        print(f"WARNING: magan: the self-diagnosis says this alignment {what}: "
+              + "; ".join(diag.reasons), file=sys.stderr)
+    if not quiet:
+        print(diag.summary())
 
 
 def _write_intervals(ens, a1, a2, level: float, targets: list[Path]) -> list[Path]:
@@ -413,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "intervals held 0.87 of true values with 1, 0.91 with 5)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+    p.add_argument("--diagnose", choices=["on", "holdout", "off"], default=None,
+                   help="self-diagnosis of the alignment without ground truth (verdict good / "
+                        "check / failed, in run.json and the last lines): 'holdout' also "
+                        "refits without a quarter of the known pairs to score them (one more "
+                        "fit); default: holdout with 4 or more known pairs, else on")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 3 (after writing the outputs) when the verdict is "
+                        "'failed'")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=cmd_align)
 
@@ -471,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except AlignmentFailedError as exc:  # outputs written; the verdict is the news
+        print(f"magan: error: {exc}", file=sys.stderr)
+        return 3
     except MaganError as exc:
         print(f"magan: error: {exc}", file=sys.stderr)
         return 1

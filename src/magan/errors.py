@@ -9,6 +9,7 @@ traceback. Each subclass also derives from the builtin a Python user would expec
 from __future__ import annotations
 
 __all__ = [
+    "AlignmentFailedError",
     "ConfigError",
     "DataError",
     "DivergenceError",
@@ -50,3 +51,8 @@ class DivergenceError(MaganError, RuntimeError):
 
 class OutputExistsError(MaganError, FileExistsError):
     """An output path exists and ``overwrite`` was not asked for; magan never clobbers files."""
+
+
+class AlignmentFailedError(MaganError, RuntimeError):
+    """``magan align --strict``: the outputs were written, but the self-diagnosis
+    (:mod:`magan.diagnostics`) judged the alignment "failed"; the CLI exits with status 3."""

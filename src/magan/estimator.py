@@ -49,6 +49,7 @@ from magan.data import (
 from magan.distributed import (
     broadcast_from_main,
     init_from_env,
+    is_main_process,
     local_device,
     rank,
     shard,
@@ -62,7 +63,7 @@ from magan.errors import (
     NotFittedError,
 )
 from magan.io import write_dir_atomic
-from magan.nn import MAGANModule, NetworkConfig, apply_in_blocks
+from magan.nn import MAGANModule, NetworkConfig, SharedSkip, apply_in_blocks
 from magan.preprocessing import Standardizer, Transform, transform_from_state
 from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
 
@@ -95,6 +96,13 @@ class MAGAN:
         ``"values"`` (the paper): shared features must be equal in the user's units.
         ``"standardized"``: equal after each domain's own centring/scaling, for batch effects
         that shift the shared markers themselves.
+    start_from_identity
+        With shared features, each generator adds its shared inputs to its output (the same
+        value, as ``shared_features_match`` defines it) and its last layer starts at zero, so
+        training starts from "doing nothing" and learns only the departure from it
+        (:class:`~magan.nn.Generator`). Why: small bottleneck generators cannot carry hundreds
+        of shared genes through 64 units, and lost the within-population detail that doing
+        nothing keeps (docs/model.md). ``False``: plain MLP generators (the paper).
     transport_pairs_weight, transport_epsilon, transport_cost
         magan's addition to the paper (:class:`~magan.correspondence.TransportPairs`): each
         step, an entropic optimal-transport plan between the minibatch's x1 and x2 cells
@@ -191,6 +199,7 @@ class MAGAN:
         known_pairs_weight: float = 1.0,
         relation_weight: float = 1.0,
         shared_features_match: str = "values",
+        start_from_identity: bool = True,
         transport_pairs_weight: float = 2.0,
         transport_epsilon: float = 0.02,
         transport_cost: str = "auto",
@@ -221,6 +230,7 @@ class MAGAN:
         self.known_pairs_weight = known_pairs_weight
         self.relation_weight = relation_weight
         self.shared_features_match = shared_features_match
+        self.start_from_identity = start_from_identity
         self.transport_pairs_weight = transport_pairs_weight
         self.transport_epsilon = transport_epsilon
         self.transport_cost = transport_cost
@@ -254,7 +264,8 @@ class MAGAN:
         params = {"generator_widths": (200, 100, 50),
                   "discriminator_widths": (800, 400, 200, 100, 50),
                   "batch_size": 100, "n_steps": 100_000, "standardize": False,
-                  "transport_pairs_weight": 0.0, "generator_ema": None}
+                  "transport_pairs_weight": 0.0, "generator_ema": None,
+                  "start_from_identity": False}
         return cls(**{**params, **overrides})
 
     @classmethod
@@ -316,6 +327,9 @@ class MAGAN:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"The 'precision' parameter of MAGAN must be one of {PRECISIONS}. "
                               f"Got {self.precision!r} instead.")
+        if not isinstance(self.start_from_identity, (bool, np.bool_)):
+            raise ConfigError("The 'start_from_identity' parameter of MAGAN must be True or "
+                              f"False. Got {self.start_from_identity!r} instead.")
         if self.shared_features_match not in {"values", "standardized"}:
             raise ConfigError("The 'shared_features_match' parameter of MAGAN must be 'values' "
                               f"or 'standardized'. Got {self.shared_features_match!r} instead.")
@@ -362,6 +376,7 @@ class MAGAN:
         resume: bool = False,
         drop_nonfinite: bool = False,
         in_memory: bool | None = None,
+        diagnose: bool | str = True,
     ) -> MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
@@ -394,8 +409,19 @@ class MAGAN:
             A ``preprocess1``/``preprocess2`` whose ``fit`` depends on the data (e.g.
             ``NormalizeTotal()`` without ``target_sum``) is fitted on a seeded subsample of
             at most 131,072 cells.
+        diagnose
+            ``True`` (default): after training, judge the alignment without ground truth
+            (:mod:`magan.diagnostics`: shared-feature agreement, structure, mixing, cycle,
+            against doing nothing) on at most 5,000 cells per domain, into ``diagnostics_``
+            (a :class:`~magan.diagnostics.Diagnostics`: ``verdict`` "good", "check" or
+            "failed", and its ``reasons``). ``"holdout"`` also fits a copy without a quarter
+            of the known pairs (at least 4) and scores them (one more fit; this model still
+            trains on all pairs). ``False``: ``diagnostics_`` is None.
         """
         self._check_params()
+        if diagnose not in (True, False, "holdout"):
+            raise ConfigError("The 'diagnose' parameter of fit must be True, False or "
+                              f"'holdout'. Got {diagnose!r} instead.")
         every = checkpoint_every
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ConfigError("The 'checkpoint_every' parameter of fit must be an int >= 1. "
@@ -460,9 +486,11 @@ class MAGAN:
             scales = {"mean1": scaler1.mean_, "scale1": scaler1.scale_,
                       "mean2": scaler2.mean_, "scale2": scaler2.scale_}
 
+        skips = (self._shared_skips(pairs, scaler1, scaler2)
+                 if self.start_from_identity and pairs else (None, None))
         config = NetworkConfig(
             m1.X.shape[1], m2.X.shape[1], tuple(self.generator_widths),
-            tuple(self.discriminator_widths), self.activation,
+            tuple(self.discriminator_widths), self.activation, *skips,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -560,7 +588,44 @@ class MAGAN:
         self.module_ = module.eval()
         self.network_config_ = config
         self.n_steps_trained_ = trainer.step_count
+        self.diagnostics_ = None  # no ground truth needed; see magan.diagnostics
+        if diagnose and is_main_process():
+            from magan import diagnostics
+
+            try:  # a judgement on the fit must never cost the fit itself
+                found = diagnostics.diagnose_fitted(self, m1.X, m2.X,
+                                                    has_relation=relation is not None)
+                if diagnose == "holdout" and world_size() == 1:  # the copy trains on 1 process
+                    held = diagnostics.holdout_known_pairs(
+                        self, m1.X, m2.X, known_pairs=known if len(known) else None,
+                        shared_features=pairs or None, relation=relation, in_memory=not ooc)
+                    found = found.with_checks(held)
+                self.diagnostics_ = found
+            except Exception as exc:  # reported, and the trained model is kept
+                warnings.warn(f"the self-diagnosis could not run ({type(exc).__name__}: {exc});"
+                              " diagnostics_ is None", stacklevel=2)
         return self
+
+    def _shared_skips(self, pairs: list[tuple[int, int]], scaler1: Standardizer,
+                      scaler2: Standardizer) -> tuple[dict, dict]:
+        """The generators' pass-through of the shared features (:class:`~magan.nn.SharedSkip`)
+        in standardised units: the identity in the user's units (``"values"``) or after each
+        domain's own scaling (``"standardized"``). A feature paired twice is passed once."""
+        m1, s1 = np.asarray(scaler1.mean_), np.asarray(scaler1.scale_)
+        m2, s2 = np.asarray(scaler2.mean_), np.asarray(scaler2.scale_)
+        values = self.shared_features_match == "values"
+        out = []
+        for (a, ma, sa), (b, mb, sb) in (((0, m1, s1), (1, m2, s2)), ((1, m2, s2), (0, m1, s1))):
+            seen: dict[int, int] = {}
+            for p in pairs:
+                seen.setdefault(int(p[b]), int(p[a]))  # output column -> its input column
+            dst = np.fromiter(seen, dtype=np.int64)
+            src = np.fromiter(seen.values(), dtype=np.int64)
+            scale = sa[src] / sb[dst] if values else np.ones(len(dst))
+            shift = (ma[src] - mb[dst]) / sb[dst] if values else np.zeros(len(dst))
+            out.append(SharedSkip(src.tolist(), dst.tolist(), scale.tolist(),
+                                  shift.tolist()).to_dict())
+        return out[0], out[1]
 
     def _fingerprint(self, z1: Any, z2: Any, pairs: list, known: np.ndarray,
                      ooc: bool = False) -> str:
@@ -853,6 +918,8 @@ class MAGAN:
             "preprocessing1": [s.get_state() for s in self.preprocessing1_],
             "preprocessing2": [s.get_state() for s in self.preprocessing2_],
             "weights_sha256": digest,
+            "diagnostics": (None if getattr(self, "diagnostics_", None) is None
+                            else self.diagnostics_.to_dict()),
         }
         (folder / _CONFIG).write_text(json.dumps(config, indent=2))
         self.history_.to_csv(folder / _HISTORY)
@@ -880,6 +947,7 @@ class MAGAN:
                                  "the file was modified or truncated")
         try:
             params = config["params"]
+            params.setdefault("start_from_identity", False)  # older files: plain generators
             model = cls(**params)
             model.device = device
             net = NetworkConfig(**config["network"])
@@ -903,6 +971,11 @@ class MAGAN:
             model.transport_cost_ = config.get("transport_cost")  # absent before it existed
             model.known_partner_rank_ = config.get("known_partner_rank")
             model.n_steps_trained_ = int(config["n_steps_trained"])
+            model.diagnostics_ = None  # absent before magan diagnosed its fits
+            if config.get("diagnostics") is not None:
+                from magan.diagnostics import Diagnostics
+
+                model.diagnostics_ = Diagnostics.from_dict(config["diagnostics"])
             model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
             model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
             for names, steps, d in ((model.feature_names1_, model.preprocessing1_,

@@ -45,6 +45,7 @@ __all__ = ["render_html", "write_report"]
 
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"
+RUN_FILE = "run.json"
 INPUTS_FILE = "inputs.json"
 TRANSLATION_FILES = ("x1_in_domain2.csv", "x2_in_domain1.csv")
 REPORT_FILE = "report.html"
@@ -57,6 +58,9 @@ h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin
 border-left:3px solid #bbb}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{padding:.6em .9em;border-left:5px solid #2a2;background:#f2faf2}
+.verdict.check{border-color:#d90;background:#fdf8ec}.verdict.failed{border-color:#c22;
+background:#fcf0f0}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em}
 """
@@ -173,6 +177,28 @@ def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{_esc(title)}</h2>{body}</section>'
 
 
+def _verdict_html(diag: Any) -> str:
+    """The self-diagnosis first (why: a reader who stops after one line must see whether the
+    alignment can be trusted), then each check's status and sentence."""
+    from magan.diagnostics import Diagnostics
+
+    if diag is None:
+        return _section("verdict", "Verdict", _note(
+            "No self-diagnosis recorded for this run (fitted with diagnose=False, or by a magan "
+            "older than its diagnostics)."))
+    if isinstance(diag, Mapping):
+        diag = Diagnostics.from_dict(diag)
+    reasons = "".join(f"<li>{_esc(r)}</li>" for r in diag.reasons)
+    body = (f'<div class="verdict {_esc(diag.verdict)}"><strong>Alignment verdict: '
+            f"{_esc(diag.verdict)}</strong>"
+            + (f"<ul>{reasons}</ul>" if reasons else "") + "</div>")
+    body += _table([(c.name, c.status, c.sentence) for c in diag.checks],
+                   ("check", "status", "finding"))
+    body += _note(f"Measured without ground truth on {diag.n_cells_used[0]} + "
+                  f"{diag.n_cells_used[1]} cells in {diag.seconds:.1f} s (magan.diagnostics).")
+    return _section("verdict", "Verdict", body)
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -190,8 +216,12 @@ def render_html(
     notes: list[str] | None = None,
     method: str = "auto",
     dpi: int = 90,
+    diagnostics: Any = None,
 ) -> str:
-    """The report as an HTML string (see :func:`write_report`, which writes it to disk)."""
+    """The report as an HTML string (see :func:`write_report`, which writes it to disk).
+
+    ``diagnostics``: a :class:`~magan.diagnostics.Diagnostics` or its ``to_dict()``; default
+    the model's ``diagnostics_``. Its verdict and reasons open the page."""
     from magan import plots
     from magan.tl import check_model, domain_matrix, history_summary, model_params
 
@@ -202,7 +232,8 @@ def render_html(
     labels1, labels2 = _default_labels(labels1, x1), _default_labels(labels2, x2)
     has_labels = labels1 is not None and labels2 is not None
     metrics = dict(metrics or {})
-    parts: list[str] = []
+    parts: list[str] = [_verdict_html(diagnostics if diagnostics is not None
+                                      else getattr(model, "diagnostics_", None))]
 
     # Summary
     rows: list[tuple[Any, ...]] = [
@@ -402,6 +433,9 @@ def write_report(
 
     notes: list[str] = []
     all_metrics: dict[str, Any] = {}
+    diagnostics = None
+    if run is not None and getattr(model, "diagnostics_", None) is None:
+        diagnostics = _run_diagnostics(run / RUN_FILE)
     if run is not None:
         found, problem = _read_metrics(run / METRICS_FILE)
         all_metrics.update(found)
@@ -427,6 +461,17 @@ def write_report(
 
     text = render_html(model, x1=x1, x2=x2, labels1=labels1, labels2=labels2,
                        known_pairs=known_pairs, metrics=all_metrics, title=title, run_dir=run,
-                       notes=notes, method=method, dpi=dpi)
+                       notes=notes, method=method, dpi=dpi, diagnostics=diagnostics)
     write_text_atomic(out, text, overwrite=overwrite)
     return out
+
+
+def _run_diagnostics(path: Path) -> dict[str, Any] | None:
+    """run.json's "diagnostics" (written by ``magan align``), or None if absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text()).get("diagnostics")
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and "verdict" in found else None

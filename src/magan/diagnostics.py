@@ -1,0 +1,769 @@
+"""Self-diagnosis of a fitted MAGAN without ground truth: is this alignment any good?
+
+Why: an alignment can be worse than doing nothing (issue 18: an scRNA batch pair whose label
+transfer fell from 0.73 unaligned to 0.34) while every loss looks fine. Each check below needs
+only the two point clouds and what the user declared (shared features, known pairs); each has
+documented thresholds and one sentence; together they give a verdict:
+
+``"failed"`` if any check fails, ``"check"`` if any warns, else ``"good"``.
+
+All checks work in the model's own standardised space ``z`` (the user's preprocessing, then the
+model's standardiser) on at most ``max_cells`` cells per domain (seeded by ``model.seed``),
+reduced to :data:`PCA_COMPONENTS` principal components where a space has more dimensions.
+Cost: a handful of k-nearest-neighbour searches on ≤ 2 × ``max_cells`` points, two passes of
+each generator, and PCA where needed; bounded by ``max_cells``, not by the data's size.
+
+Thresholds are module constants. The mixing thresholds are low (pass 0.3) because on the
+paper's Gaussians the declared correspondence itself ("values": keep coordinate 0, whose
+cluster centres differ between the domains by up to 0.7, seven standard deviations) stops a
+right translation from mixing fully: MAGAN reaches 0.36-0.54 there, the plain GAN 0.95.
+
+The checks, and why each exists:
+
+``shared_agreement``
+    Per shared pair, Pearson r of G12(x1)[:, j] with x1[:, i] and of G21(x2)[:, i] with
+    x2[:, j]. The shared features are the user's statement of what corresponds; a translation
+    that does not keep them has ignored the user (the plain GAN on the paper's Gaussians maps
+    clusters by an arbitrary permutation: r < 0 on the shared coordinate).
+``shared_covariation`` (≥ 3 shared features)
+    Do the shared features co-vary alike in both domains? Pearson r between the two domains'
+    correlation matrices of the shared features, divided by the better split-half r within
+    one domain. Correlations survive each domain's scaling, a batch effect and any good
+    translation, but not a *shuffled* input (one domain's rows permuted independently within
+    each feature) or wrongly paired features. Why a data check catches the shuffle: measured
+    on the CyTOF batches, a MAGAN fitted to the shuffled Day 2 learnt to decorrelate its
+    output and mixed with it (0.66 / 0.80, real batches 0.90 / 0.94), so no check on the
+    translation alone failed it; the co-variation ratio is 0.96 for the real batches and
+    0.03 for the shuffled ones.
+``shared_dependence`` (unshared features in both domains)
+    The same question for the unshared features: R² of each domain's unshared features
+    predicted from its shared ones (kNN regression, held-out half). The paper's Gaussians:
+    0.71-0.75 (domain 1) and 0.91 (domain 2) over 3 seeds; domain 2 shuffled: -0.04 to
+    -0.07. With one shared coordinate the shuffled domain 2 is 9 blobs, and a GAN happily
+    splits each domain-1 cluster into 3 of them (mixing 0.42 / 0.75, structure 0.79 / 0.59
+    at 800 steps): again only the data check can tell.
+``structure``
+    The fraction of each cell's k nearest neighbours (own domain) still among its k nearest
+    after translation, rescaled so that a random permutation scores 0 and a perfect
+    neighbourhood-preserving map 1. A translation that scrambles populations fails here.
+``mixing``
+    :func:`magan.metrics.mixing_score` of translated vs real cells of the target domain
+    ("after", full space); with shared features also "before" (the identity map, i.e. doing
+    nothing, on the shared output columns) and "after_shared" (the translation on the same
+    columns), so before/after compare like with like. Why it also catches a *shuffled* input
+    (one domain's rows permuted independently within each feature): the translation keeps the
+    shared features' values, and so their correlations, while the shuffled domain has none, so
+    translated and real cells sit in different regions and do not mix.
+``cycle``
+    ||z - G21(G12(z))||² per cell relative to the domain's total variance in ``z`` (1 = as bad
+    as replacing every cell by the mean). A translation that loses which cell it came from
+    cannot be inverted.
+``vs_identity``
+    With shared features: does each direction mix with the other domain at least as well as
+    doing nothing (after_shared ≥ before − :data:`VS_IDENTITY_MIXING_TOLERANCE`) while keeping
+    structure at least as well as the identity map (its structure score from the identity on
+    the shared columns, less :data:`VS_IDENTITY_STRUCTURE_TOLERANCE`)? Worse on both: fail;
+    on one: warn. With every feature shared the identity keeps every neighbour (score 1),
+    and any batch correction moves cells: on the CyTOF batches MAGAN's structure was
+    0.56 / 0.67 while mixing rose from 0.62 to 0.90 / 0.94, hence a tolerance of 0.5.
+``correspondence``
+    Warns when nothing tied cells to their matches (this is what keeps the plain GAN on the
+    paper's Gaussians from "good": it mixes (0.95) and keeps structure (0.9) whether or not
+    it happened to map the clusters right) (no shared features, known pairs or
+    relation): a plain GAN may map populations by any permutation, which none of the checks
+    above can see without a declared correspondence.
+``known_pairs_heldout``
+    :func:`holdout_known_pairs` (``fit(..., diagnose="holdout")``): one more fit without a
+    quarter of the known pairs, then FOSCTTM of the held-out pairs among all cells.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from magan.data import Matrix, resolve_known_pairs, resolve_shared_features, take_rows
+from magan.errors import ConfigError, DataError
+from magan.metrics import _columnwise_pearson, mixing_score
+from magan.nn import apply_in_blocks
+
+if TYPE_CHECKING:
+    from magan.estimator import MAGAN
+
+__all__ = ["Check", "Diagnostics", "diagnose_fitted", "holdout_known_pairs", "verdict_of"]
+
+STATUSES = ("pass", "warn", "fail", "n/a")
+VERDICTS = ("good", "check", "failed")
+
+#: Neighbours per cell in the structure and mixing checks.
+K_NEIGHBOURS = 15
+#: Cells per domain the checks use at most (seeded subsample); the issue's bound is 20,000.
+MAX_CELLS = 5000
+#: A space with more dimensions is reduced to this many principal components for kNN.
+PCA_COMPONENTS = 50
+
+# Thresholds (calibrated on the paper's Gaussians, a shuffled input and the CyTOF batches;
+# see the module docstring and the report of issue 18 for the numbers).
+#: Median Pearson r of the shared features: pass at or above, fail below the second.
+SHARED_AGREEMENT_PASS = 0.8
+SHARED_AGREEMENT_FAIL = 0.5
+#: Structure score s (0 = random permutation, 1 = every neighbour kept), worst direction.
+STRUCTURE_PASS = 0.3
+STRUCTURE_FAIL = 0.15
+#: Mixing score after translation (1 ≈ perfectly mixed, 0 = apart), worst direction.
+MIXING_PASS = 0.3
+MIXING_FAIL = 0.1
+#: Cycle error relative to total variance (1 = as bad as the mean), worst direction.
+CYCLE_PASS = 0.3
+CYCLE_FAIL = 1.0
+#: vs_identity: how much worse than doing nothing still counts as "as good".
+VS_IDENTITY_MIXING_TOLERANCE = 0.05
+VS_IDENTITY_STRUCTURE_TOLERANCE = 0.5
+#: Shared co-variation: cross-domain agreement of the shared features' correlations relative
+#: to each domain's own split-half reliability (1 = as alike as two halves of one domain).
+COVARIATION_PASS = 0.7
+COVARIATION_FAIL = 0.4
+#: A domain's co-variation counts as real when its split-half r is at least this and its
+#: correlations spread at least 3 sampling errors (3 / sqrt(cells)); else nothing to compare.
+COVARIATION_MIN_RELIABILITY = 0.5
+#: Fewer shared features give too few correlations (10 at 5) for an r between them to mean
+#: anything: two sets of 10 pure-noise correlations reach r 0.5 by chance 7% of the time.
+COVARIATION_MIN_FEATURES = 5
+#: At most this many shared features (a seeded subset) enter the correlation matrices.
+COVARIATION_MAX_FEATURES = 200
+#: Shared dependence: R² of a domain's unshared features predicted from its shared ones (kNN
+#: regression, held-out half). Fail when one domain's is at least the first and the other's
+#: below the second (the shared features explain one domain and nothing of the other); warn
+#: when the weaker is below the ratio times the stronger.
+DEPENDENCE_STRONG = 0.3
+DEPENDENCE_NONE = 0.05
+DEPENDENCE_WARN_RATIO = 0.25
+#: Held-out known pairs: FOSCTTM (0 = each partner nearest, 0.5 = chance).
+HELDOUT_FOSCTTM_PASS = 0.2
+HELDOUT_FOSCTTM_FAIL = 0.35
+#: At least this many known pairs before holding some out means anything.
+HELDOUT_MIN_PAIRS = 4
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: ``status`` in :data:`STATUSES`, measured ``value``s, the ``threshold``s they
+    were held against, and a ``sentence`` a user can read."""
+
+    name: str
+    status: str
+    value: Mapping[str, float] = field(default_factory=dict)
+    threshold: Mapping[str, float] = field(default_factory=dict)
+    sentence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ConfigError(f"Check status must be one of {STATUSES}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status,
+                "value": {k: _json_float(v) for k, v in self.value.items()},
+                "threshold": {k: _json_float(v) for k, v in self.threshold.items()},
+                "sentence": self.sentence}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Check:
+        return cls(str(d["name"]), str(d["status"]), _floats(d.get("value", {})),
+                   _floats(d.get("threshold", {})), str(d.get("sentence", "")))
+
+
+def verdict_of(checks: Sequence[Check]) -> tuple[str, tuple[str, ...]]:
+    """``("failed" | "check" | "good", reasons)``: any fail fails, any warn asks to check;
+    the reasons are the failing checks' sentences, then the warning ones'."""
+    failing = [c.sentence for c in checks if c.status == "fail"]
+    warning = [c.sentence for c in checks if c.status == "warn"]
+    verdict = "failed" if failing else "check" if warning else "good"
+    return verdict, tuple(failing + warning)
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What :func:`diagnose_fitted` found: ``verdict`` (one of :data:`VERDICTS`), the
+    ``reasons`` for it, every ``check``, the cells used per domain and the seconds spent."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    checks: tuple[Check, ...]
+    n_cells_used: tuple[int, int]
+    seconds: float
+
+    @classmethod
+    def from_checks(cls, checks: Sequence[Check], n_cells_used: tuple[int, int],
+                    seconds: float) -> Diagnostics:
+        verdict, reasons = verdict_of(checks)
+        return cls(verdict, reasons, tuple(checks), (int(n_cells_used[0]),
+                                                      int(n_cells_used[1])), float(seconds))
+
+    def with_checks(self, *checks: Check, seconds: float = 0.0) -> Diagnostics:
+        """These diagnostics with ``checks`` added (or replacing those of the same name)."""
+        names = {c.name for c in checks}
+        kept = [c for c in self.checks if c.name not in names]
+        return Diagnostics.from_checks([*kept, *checks], self.n_cells_used,
+                                       self.seconds + seconds)
+
+    def __getitem__(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (non-finite numbers become null)."""
+        return {"verdict": self.verdict, "reasons": list(self.reasons),
+                "checks": [c.to_dict() for c in self.checks],
+                "n_cells_used": list(self.n_cells_used), "seconds": float(self.seconds)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Diagnostics:
+        checks = tuple(Check.from_dict(c) for c in d.get("checks", []))
+        n = d.get("n_cells_used", (0, 0))
+        return cls(str(d["verdict"]), tuple(str(r) for r in d.get("reasons", [])), checks,
+                   (int(n[0]), int(n[1])), float(d.get("seconds", 0.0)))
+
+    def summary(self) -> str:
+        """The lines the CLI prints last: the verdict, then one line per reason."""
+        lines = [f"alignment verdict: {self.verdict} ({len(self.checks)} checks on "
+                 f"{self.n_cells_used[0]} + {self.n_cells_used[1]} cells, "
+                 f"{self.seconds:.1f} s)"]
+        lines += [f"  - {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        rows = [self.summary(), "checks:"]
+        for c in self.checks:
+            rows.append(f"  {c.name:<20} {c.status:<4}  {c.sentence}")
+        return "\n".join(rows)
+
+
+def _json_float(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _floats(d: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float("nan") if v is None else float(v) for k, v in d.items()}
+
+
+def _grade(value: float, good: float, bad: float, *, higher_is_better: bool = True) -> str:
+    """"pass" on the good side of ``good``, "fail" beyond ``bad``, "warn" between, "n/a" NaN."""
+    if not np.isfinite(value):
+        return "n/a"
+    if higher_is_better:
+        return "pass" if value >= good else "fail" if value < bad else "warn"
+    return "pass" if value <= good else "fail" if value > bad else "warn"
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) indices of each row's k nearest other rows (itself removed by value, since with
+    duplicate points it need not come first)."""
+    n = x.shape[0]
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
+    not_self = idx != np.arange(n)[:, None]
+    keep = np.where(not_self.all(axis=1)[:, None], np.arange(k + 1) < k, not_self)
+    return idx[keep].reshape(n, k)
+
+
+def structure_score(before: np.ndarray, after: np.ndarray, k: int = K_NEIGHBOURS, *,
+                    before_neighbours: np.ndarray | None = None) -> float:
+    """Neighbourhoods kept by a map, 0 for a random permutation and 1 for all kept.
+
+    ``before`` and ``after`` hold the same cells (rows) in two spaces. Each cell's k nearest
+    neighbours are found in both; the mean overlap fraction ``o`` is rescaled as
+    ``(o - k/(n-1)) / (1 - k/(n-1))``, since k/(n-1) is what a random re-placement keeps.
+    ``before_neighbours``: ``before``'s (n, k) neighbours when already found (one search
+    per space).
+    """
+    n = before.shape[0]
+    if after.shape[0] != n:
+        raise DataError(f"structure_score: {n} cells before, {after.shape[0]} after")
+    k = min(k, n - 2)
+    if k < 1:
+        return float("nan")
+    a = before_neighbours if before_neighbours is not None else _neighbours(before, k)
+    b = _neighbours(after, k)
+    overlap = (a[:, :, None] == b[:, None, :]).any(axis=2).mean()
+    chance = k / (n - 1)
+    return float((overlap - chance) / (1 - chance))
+
+
+def _pca_basis(ref: np.ndarray, n_components: int = PCA_COMPONENTS
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, components) of ``ref``'s leading principal axes, or None when it already has
+    at most ``n_components`` dimensions (kNN in > 50 dimensions is slow and noise-dominated)."""
+    if ref.shape[1] <= n_components:
+        return None
+    mean = ref.mean(axis=0)
+    centred = np.asarray(ref - mean, dtype=np.float64)
+    if min(centred.shape) <= 4 * n_components:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    else:  # 5,000 cells x 1,000 genes: 9 s for a full SVD, ~1 s randomised (same leading axes)
+        from sklearn.utils.extmath import randomized_svd
+
+        _, _, vt = randomized_svd(centred, n_components, n_iter=4, random_state=0)
+    return mean, vt[:n_components].T
+
+
+def _reduce(x: np.ndarray) -> np.ndarray:
+    """``x`` on its own leading principal axes (unchanged at <= 50 dimensions). For the
+    structure check each space gets its own axes: a near-identity translation then keeps
+    the same axes, where the target domain's would differ in its noise directions (measured:
+    1,000 noisy features, structure 0.04 on the target's axes for a translation that barely
+    moved any cell)."""
+    return _project(x, _pca_basis(x))
+
+
+def _project(x: np.ndarray, basis: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    if basis is None:
+        return np.asarray(x, dtype=np.float64)
+    return (np.asarray(x, dtype=np.float64) - basis[0]) @ basis[1]
+
+
+# --------------------------------------------------------------------------- the model's maps
+
+
+def _shared_pairs(model: MAGAN, spec: Any = None) -> list[tuple[int, int]]:
+    """Column pairs (i in domain 1, j in domain 2): the model's own, or ``spec`` resolved as
+    ``fit``'s ``shared_features`` is (to judge a model on features it did not train with)."""
+    if spec is None:
+        return [(model.feature_names1_.index(a), model.feature_names2_.index(b))
+                for a, b in model.shared_features_]
+    m1 = Matrix(np.empty((0, len(model.feature_names1_)), dtype=np.float32),
+                model.feature_names1_ if model.has_names1_ else None, None)
+    m2 = Matrix(np.empty((0, len(model.feature_names2_)), dtype=np.float32),
+                model.feature_names2_ if model.has_names2_ else None, None)
+    return resolve_shared_features(spec, m1, m2)
+
+
+def _identity(model: MAGAN, z: np.ndarray, src: list[int], dst: list[int],
+              domain: int) -> np.ndarray:
+    """Doing nothing, in the target's standardised units: the shared columns ``src`` of ``z``
+    (domain ``domain``) as the target's columns ``dst``. ``"values"``: the same value in the
+    user's units, undoing only the standardisers (the user's own preprocessing is the same on
+    both sides); ``"standardized"``: the same standardised value. Private so that it can be
+    swapped for the generators' own skip map."""
+    pre_in = model.preprocessing1_ if domain == 1 else model.preprocessing2_
+    pre_out = model.preprocessing2_ if domain == 1 else model.preprocessing1_
+    x = np.asarray(z[:, src], dtype=np.float64)
+    if model.shared_features_match == "standardized":
+        return x
+    m_in = np.broadcast_to(np.asarray(pre_in[-1].mean_, dtype=np.float64), (z.shape[1],))
+    s_in = np.broadcast_to(np.asarray(pre_in[-1].scale_, dtype=np.float64), (z.shape[1],))
+    d_out = len(np.atleast_1d(pre_out[-1].mean_))
+    m_out = np.broadcast_to(np.asarray(pre_out[-1].mean_, dtype=np.float64), (d_out,))
+    s_out = np.broadcast_to(np.asarray(pre_out[-1].scale_, dtype=np.float64), (d_out,))
+    return (x * s_in[src] + m_in[src] - m_out[dst]) / s_out[dst]
+
+
+def _generate(net: torch.nn.Module, z: np.ndarray) -> np.ndarray:
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        out = apply_in_blocks(net, torch.as_tensor(np.asarray(z, dtype=np.float32),
+                                                   device=device))
+    return out.float().cpu().numpy().astype(np.float64)
+
+
+def _subsample(x: Any, n_max: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[0]
+    rows = np.arange(n) if n <= n_max else np.sort(rng.choice(n, n_max, replace=False))
+    return rows, take_rows(x, rows)
+
+
+def _marker(model: MAGAN, pair: tuple[int, int]) -> str:
+    a, b = model.feature_names1_[pair[0]], model.feature_names2_[pair[1]]
+    return a if a == b else f"{a}/{b}"
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _check_shared(model: MAGAN, pairs: list[tuple[int, int]], y12: np.ndarray,
+                  y21: np.ndarray, id12: np.ndarray | None, id21: np.ndarray | None) -> Check:
+    thr = {"pass": SHARED_AGREEMENT_PASS, "fail": SHARED_AGREEMENT_FAIL}
+    if not pairs or id12 is None or id21 is None:
+        return Check("shared_agreement", "n/a", {}, thr, "no shared features to agree on")
+    i = [p[0] for p in pairs]
+    j = [p[1] for p in pairs]
+    r12 = _columnwise_pearson(y12[:, j], id12)
+    r21 = _columnwise_pearson(y21[:, i], id21)
+    both = np.concatenate([r12, r21])
+    if not np.isfinite(both).any():
+        return Check("shared_agreement", "n/a", {}, thr,
+                     "every shared feature is constant in the cells checked")
+    median = float(np.nanmedian(both))
+    worst_r = np.fmin(r12, r21)  # NaN (constant) only where both directions are constant
+    order = [p for p in np.argsort(np.where(np.isfinite(worst_r), worst_r, np.inf))
+             if np.isfinite(worst_r[p])][:3]
+    worst = ", ".join(f"{_marker(model, pairs[p])} {worst_r[p]:.2f}" for p in order)
+    status = _grade(median, SHARED_AGREEMENT_PASS, SHARED_AGREEMENT_FAIL)
+    sentence = (f"shared features agree after translation with median r {median:.2f} "
+                f"(worst: {worst})")
+    if status != "pass":
+        sentence += (f"; below {SHARED_AGREEMENT_PASS} the translation does not keep the "
+                     "features declared shared")
+    value = {"median": median, "median12": float(np.nanmedian(r12)) if np.isfinite(r12).any()
+             else float("nan"),
+             "median21": float(np.nanmedian(r21)) if np.isfinite(r21).any() else float("nan"),
+             "min": float(np.nanmin(both)), "n_pairs": float(len(pairs))}
+    return Check("shared_agreement", status, value, thr, sentence)
+
+
+def _upper_corr(z: np.ndarray) -> np.ndarray:
+    """The upper triangle of the features' correlation matrix (constant features give NaN)."""
+    c = z - z.mean(axis=0)
+    norm = np.sqrt((c * c).sum(axis=0))
+    c = c / np.where(norm > 0, norm, np.nan)
+    corr = c.T @ c
+    return corr[np.triu_indices(z.shape[1], 1)]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _check_covariation(pairs: list[tuple[int, int]], z1: np.ndarray, z2: np.ndarray,
+                       rng: np.random.Generator) -> Check:
+    """Do the shared features co-vary alike in both domains? Correlations are unchanged by
+    each domain's own scaling, so doing nothing, a batch effect or a good translation keep
+    them; a shuffled input, features paired wrongly or unrelated samples do not. The
+    cross-domain similarity of the correlation matrices (Pearson r of their upper
+    triangles) is divided by the better of the two domains' split-half similarities, the
+    most two samples of one domain agree, so sparse, noisy features are not failed for
+    their noise."""
+    thr = {"pass": COVARIATION_PASS, "fail": COVARIATION_FAIL,
+           "min_reliability": COVARIATION_MIN_RELIABILITY}
+    if len(pairs) < COVARIATION_MIN_FEATURES:
+        return Check("shared_covariation", "n/a", {}, thr,
+                     f"fewer than {COVARIATION_MIN_FEATURES} shared features: no co-variation "
+                     "to compare")
+    if len(pairs) > COVARIATION_MAX_FEATURES:
+        pairs = [pairs[p] for p in np.sort(rng.choice(len(pairs), COVARIATION_MAX_FEATURES,
+                                                      replace=False))]
+    a, b = z1[:, [p[0] for p in pairs]], z2[:, [p[1] for p in pairs]]
+    h1, h2 = rng.permutation(len(a)), rng.permutation(len(b))
+    r11 = _pearson(_upper_corr(a[h1[::2]]), _upper_corr(a[h1[1::2]]))
+    r22 = _pearson(_upper_corr(b[h2[::2]]), _upper_corr(b[h2[1::2]]))
+    c1, c2 = _upper_corr(a), _upper_corr(b)
+    r12 = _pearson(c1, c2)
+    real = [r for r, c, n in ((r11, c1, len(a)), (r22, c2, len(b)))
+            if np.isfinite(r) and r >= COVARIATION_MIN_RELIABILITY
+            and np.nanstd(c) >= 3 / np.sqrt(max(n, 1))]
+    reliability = max(real) if real else float("nan")
+    value = {"cross": r12, "within1": r11, "within2": r22}
+    if not np.isfinite(reliability) or not np.isfinite(r12):
+        return Check("shared_covariation", "n/a", value, thr,
+                     "the shared features barely co-vary in either domain: nothing to compare")
+    ratio = r12 / reliability
+    value["ratio"] = ratio
+    status = _grade(ratio, COVARIATION_PASS, COVARIATION_FAIL)
+    sentence = (f"the shared features co-vary alike in both domains (correlations agree "
+                f"r {r12:.2f}, within a domain {r11:.2f} / {r22:.2f})")
+    if status != "pass":
+        sentence = (f"the shared features co-vary differently in the two domains "
+                    f"(correlations agree r {r12:.2f}, within a domain {r11:.2f} / "
+                    f"{r22:.2f}): check that they are paired right and that one input is not "
+                    "shuffled or from other cells")
+    return Check("shared_covariation", status, value, thr, sentence)
+
+
+def _dependence(shared: np.ndarray, rest: np.ndarray, rng: np.random.Generator,
+                k: int = K_NEIGHBOURS) -> float:
+    """R² of ``rest`` predicted from ``shared`` by a k-nearest-neighbour mean, fitted on one
+    random half of the cells and scored on the other (so noise is not memorised)."""
+    order = rng.permutation(len(shared))
+    fit, test = order[::2], order[1::2]
+    if len(fit) <= k or len(test) < 2:
+        return float("nan")
+    idx = NearestNeighbors(n_neighbors=k).fit(shared[fit]).kneighbors(
+        shared[test], return_distance=False)
+    pred = rest[fit][idx].mean(axis=1)
+    truth = rest[test]
+    sst = ((truth - truth.mean(axis=0)) ** 2).sum()
+    return float(1 - ((truth - pred) ** 2).sum() / sst) if sst > 0 else float("nan")
+
+
+def _check_dependence(pairs: list[tuple[int, int]], p1: np.ndarray, p2: np.ndarray,
+                      z1: np.ndarray, z2: np.ndarray, rng: np.random.Generator) -> Check:
+    """Do the shared features explain the unshared ones alike in both domains? In the
+    paper's Gaussians the shared coordinate tells the cluster, so the other coordinate, in
+    both domains (R² 0.7-0.9); shuffle one domain's rows within each feature and there it
+    explains nothing (R² ≈ 0). The translation can then only invent the unshared values:
+    the declared correspondence does not hold. Needs unshared features in both domains."""
+    thr = {"strong": DEPENDENCE_STRONG, "none": DEPENDENCE_NONE,
+           "warn_ratio": DEPENDENCE_WARN_RATIO}
+    i = [p[0] for p in pairs]
+    j = [p[1] for p in pairs]
+    rest1 = np.setdiff1d(np.arange(z1.shape[1]), i)
+    rest2 = np.setdiff1d(np.arange(z2.shape[1]), j)
+    if not pairs or not len(rest1) or not len(rest2):
+        return Check("shared_dependence", "n/a", {}, thr,
+                     "needs shared features and unshared ones in both domains")
+    r1 = _dependence(p1, z1[:, rest1], rng)
+    r2 = _dependence(p2, z2[:, rest2], rng)
+    value = {"domain1": r1, "domain2": r2}
+    if not np.isfinite([r1, r2]).all():
+        return Check("shared_dependence", "n/a", value, thr, "too few cells or constant "
+                     "unshared features")
+    strong, weak = max(r1, r2), min(r1, r2)
+    status = ("fail" if strong >= DEPENDENCE_STRONG and weak < DEPENDENCE_NONE
+              else "warn" if strong >= DEPENDENCE_STRONG and weak < DEPENDENCE_WARN_RATIO
+              * strong else "pass")
+    sentence = (f"the shared features explain the unshared ones alike (R² {r1:.2f} in domain "
+                f"1, {r2:.2f} in domain 2)")
+    if status != "pass":
+        low = 1 if r1 < r2 else 2
+        sentence = (f"the shared features explain domain {3 - low}'s unshared features "
+                    f"(R² {strong:.2f}) but {'none' if status == 'fail' else 'little'} of "
+                    f"domain {low}'s (R² {weak:.2f}): check the pairing, and that domain "
+                    f"{low}'s rows are not shuffled")
+    return Check("shared_dependence", status, value, thr, sentence)
+
+
+def _check_structure(s12: float, s21: float) -> Check:
+    worst = float(np.nanmin([s12, s21])) if np.isfinite([s12, s21]).any() else float("nan")
+    status = _grade(worst, STRUCTURE_PASS, STRUCTURE_FAIL)
+    sentence = (f"translation keeps cells' neighbourhoods: structure score {s12:.2f} "
+                f"(domain 1) and {s21:.2f} (domain 2), 0 = random, 1 = all neighbours kept")
+    if status == "fail":
+        sentence = (f"translation scrambles cells' neighbourhoods: structure score {s12:.2f} "
+                    f"(domain 1) / {s21:.2f} (domain 2), near a random permutation's 0")
+    elif status == "warn":
+        sentence += f"; below {STRUCTURE_PASS} populations may be mixed up"
+    return Check("structure", status, {"domain1": s12, "domain2": s21, "min": worst},
+                 {"pass": STRUCTURE_PASS, "fail": STRUCTURE_FAIL}, sentence)
+
+
+def _check_mixing(mix: dict[str, float]) -> Check:
+    worst = min(mix["after12"], mix["after21"])
+    status = _grade(worst, MIXING_PASS, MIXING_FAIL)
+    sentence = (f"translated cells mix with the other domain's: {mix['after12']:.2f} (1→2) "
+                f"and {mix['after21']:.2f} (2→1), 1 = fully mixed")
+    if "before12" in mix:
+        sentence += (f"; on the shared features {mix['before12']:.2f}/{mix['before21']:.2f} "
+                     f"before, {mix['after_shared12']:.2f}/{mix['after_shared21']:.2f} after")
+    if status == "fail":
+        sentence = ("translated cells do not mix with the other domain's (" + sentence +
+                    "): the domains' shapes disagree, e.g. one input is shuffled or the "
+                    "wrong features were paired")
+    return Check("mixing", status, {**mix, "min": worst},
+                 {"pass": MIXING_PASS, "fail": MIXING_FAIL}, sentence)
+
+
+def _check_cycle(c1: float, c2: float) -> Check:
+    worst = max(c1, c2)
+    status = _grade(worst, CYCLE_PASS, CYCLE_FAIL, higher_is_better=False)
+    sentence = (f"cycle error {c1:.2f} (1→2→1) and {c2:.2f} (2→1→2) of each domain's "
+                "variance")
+    if status != "pass":
+        sentence += f"; above {CYCLE_PASS} translations lose which cell they came from"
+    return Check("cycle", status, {"domain1": c1, "domain2": c2, "max": worst},
+                 {"pass": CYCLE_PASS, "fail": CYCLE_FAIL}, sentence)
+
+
+def _check_vs_identity(mix: dict[str, float], s: dict[str, float], has_pairs: bool) -> Check:
+    thr = {"mixing_tolerance": VS_IDENTITY_MIXING_TOLERANCE,
+           "structure_tolerance": VS_IDENTITY_STRUCTURE_TOLERANCE}
+    if not has_pairs:
+        return Check("vs_identity", "n/a", {}, thr,
+                     "no shared features: doing nothing is not defined")
+    value: dict[str, float] = {}
+    worse: list[str] = []
+    n_worse = 0
+    for d, label in (("12", "1→2"), ("21", "2→1")):
+        mixes = mix[f"after_shared{d}"] >= mix[f"before{d}"] - VS_IDENTITY_MIXING_TOLERANCE
+        keeps = s[f"trans{d}"] >= s[f"ident{d}"] - VS_IDENTITY_STRUCTURE_TOLERANCE
+        value.update({f"mixing_gain{d}": mix[f"after_shared{d}"] - mix[f"before{d}"],
+                      f"structure_identity{d}": s[f"ident{d}"],
+                      f"structure_loss{d}": s[f"ident{d}"] - s[f"trans{d}"]})
+        lost = [w for w, ok in (("mixing", mixes), ("structure", keeps)) if not ok]
+        n_worse = max(n_worse, len(lost))
+        if lost:
+            worse.append(f"{label} on {' and '.join(lost)}")
+    status = "fail" if n_worse == 2 else "warn" if n_worse == 1 else "pass"
+    if status == "pass":
+        sentence = ("translation mixes the domains and keeps structure at least as well as "
+                    "doing nothing (the shared features as they are)")
+    else:
+        sentence = ("translation is worse than doing nothing (the shared features as they "
+                    f"are) {'; '.join(worse)}: compare with the unaligned data before use")
+    return Check("vs_identity", status, value, thr, sentence)
+
+
+def _check_correspondence(model: MAGAN, n_pairs: int, has_relation: bool) -> Check:
+    if not model.correspondence:
+        return Check("correspondence", "warn", {}, {},
+                     "plain GAN (correspondence off): populations may be matched by any "
+                     "permutation, and nothing here can tell")
+    if n_pairs or model.n_known_pairs_ or has_relation:
+        return Check("correspondence", "pass", {"n_shared": float(n_pairs),
+                                                "n_known_pairs": float(model.n_known_pairs_)},
+                     {}, "correspondence given (shared features, known pairs or a relation)")
+    return Check("correspondence", "warn", {}, {},
+                 "no shared features, known pairs or relation: populations may be matched by "
+                 "any permutation, and nothing here can tell")
+
+
+def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = None,
+                    has_relation: bool = False, max_cells: int = MAX_CELLS,
+                    k: int = K_NEIGHBOURS) -> Diagnostics:
+    """Run every check on a fitted ``model`` with cells of both domains (no ground truth).
+
+    x1, x2
+        The cells it was fitted on (or others of the same domains): arrays, DataFrames,
+        AnnData or on-disk matrices; at most ``max_cells`` rows of each are read.
+    shared_features
+        Judge on these pairs instead of the model's own (e.g. a plain GAN against the
+        coordinate it should have kept); same forms as ``fit``'s.
+    has_relation
+        The model was fitted with a ``relation`` (not stored in the model).
+    """
+    if isinstance(max_cells, bool) or not isinstance(max_cells, (int, np.integer)) or \
+            max_cells < 3:
+        raise ConfigError(f"max_cells must be an int >= 3. Got {max_cells!r} instead.")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(model.seed)
+    m1 = model.check_input(x1, domain=1)
+    m2 = model.check_input(x2, domain=2)
+    _, raw1 = _subsample(m1.X, max_cells, rng)
+    _, raw2 = _subsample(m2.X, max_cells, rng)
+    z1 = model._forward_preprocess(model.preprocessing1_, raw1).astype(np.float64)
+    z2 = model._forward_preprocess(model.preprocessing2_, raw2).astype(np.float64)
+    g12, g21 = model.module_.g12, model.module_.g21
+    y12, y21 = _generate(g12, z1), _generate(g21, z2)
+    cyc1, cyc2 = _generate(g21, y12), _generate(g12, y21)
+    pairs = _shared_pairs(model, shared_features)
+    i = [p[0] for p in pairs]
+    j = [p[1] for p in pairs]
+    id12 = _identity(model, z1, i, j, 1) if pairs else None
+    id21 = _identity(model, z2, j, i, 2) if pairs else None
+
+    checks = [_check_shared(model, pairs, y12, y21, id12, id21),
+              _check_covariation(pairs, z1, z2, rng)]
+
+    # Bases: each domain's own space, and (for > 50 shared) the shared columns of each.
+    own1, own2 = _pca_basis(z1), _pca_basis(z2)
+    p1, p2 = _project(z1, own1), _project(z2, own2)
+    nn1 = _neighbours(p1, min(k, len(z1) - 2)) if len(z1) > 2 else None
+    nn2 = _neighbours(p2, min(k, len(z2) - 2)) if len(z2) > 2 else None
+    s = {"trans12": structure_score(p1, _reduce(y12), k, before_neighbours=nn1),
+         "trans21": structure_score(p2, _reduce(y21), k, before_neighbours=nn2)}
+    mix = {"after12": mixing_score(_project(y12, own2), p2, k=k),
+           "after21": mixing_score(_project(y21, own1), p1, k=k)}
+    if pairs:
+        # Every feature shared, in order (same genes): the shared space is the whole one.
+        sh2 = own2 if j == list(range(z2.shape[1])) else _pca_basis(z2[:, j])
+        sh1 = own1 if i == list(range(z1.shape[1])) else _pca_basis(z1[:, i])
+        real2, real1 = _project(z2[:, j], sh2), _project(z1[:, i], sh1)
+        ident12, ident21 = _project(id12, sh2), _project(id21, sh1)
+        checks.append(_check_dependence(pairs, real1, real2, z1, z2, rng))
+        s["ident12"] = structure_score(p1, _reduce(id12), k, before_neighbours=nn1)
+        s["ident21"] = structure_score(p2, _reduce(id21), k, before_neighbours=nn2)
+        # Every output column shared: the same cells in permuted columns, the same score.
+        mix.update({"before12": mixing_score(ident12, real2, k=k),
+                    "before21": mixing_score(ident21, real1, k=k),
+                    "after_shared12": mix["after12"] if len(set(j)) == z2.shape[1]
+                    else mixing_score(_project(y12[:, j], sh2), real2, k=k),
+                    "after_shared21": mix["after21"] if len(set(i)) == z1.shape[1]
+                    else mixing_score(_project(y21[:, i], sh1), real1, k=k)})
+    checks.append(_check_structure(s["trans12"], s["trans21"]))
+    checks.append(_check_mixing(mix))
+    var1, var2 = z1.var(axis=0).sum(), z2.var(axis=0).sum()
+    c1 = float(((z1 - cyc1) ** 2).sum(axis=1).mean() / max(var1, 1e-12))
+    c2 = float(((z2 - cyc2) ** 2).sum(axis=1).mean() / max(var2, 1e-12))
+    checks.append(_check_cycle(c1, c2))
+    checks.append(_check_vs_identity(mix, s, bool(pairs)))
+    checks.append(_check_correspondence(model, len(pairs), has_relation))
+    return Diagnostics.from_checks(checks, (len(z1), len(z2)), time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- held-out pairs
+
+
+def _rank_among(query: np.ndarray, partners: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """For each query row q: the fraction of ``pool`` rows strictly closer to q than its
+    partner (the partner itself is in the pool at distance exactly that, so never counted)."""
+    d_partner = np.sqrt(((query - partners) ** 2).sum(axis=1))
+    out = np.empty(len(query))
+    for start in range(0, len(query), 256):
+        q = query[start:start + 256]
+        d = np.sqrt(np.maximum((q ** 2).sum(1)[:, None] - 2 * q @ pool.T
+                               + (pool ** 2).sum(1)[None], 0.0))
+        out[start:start + 256] = (d < d_partner[start:start + 256, None] - 1e-9).mean(axis=1)
+    return out
+
+
+def holdout_known_pairs(model: MAGAN, x1: Any, x2: Any, *, known_pairs: Any,
+                        fraction: float = 0.25, seed: int | None = None,
+                        max_cells: int = MAX_CELLS, **fit_kw: Any) -> Check:
+    """Held-out known pairs: fit a clone of ``model`` (``MAGAN(**model.get_params())``,
+    unfitted parameters only) without ``fraction`` of ``known_pairs``, then score those.
+
+    Cost: one more fit with the same ``n_steps``. ``fit_kw`` are passed to that fit (e.g.
+    ``shared_features``); ``known_pairs`` as ``fit`` takes them. Returns the
+    ``known_pairs_heldout`` check: FOSCTTM of G12(held-out x1 rows) among all x2 cells (at
+    most ``max_cells``, plus the partners) and the reverse, and the held-out pairs' mean
+    squared error in the target's standardised units. ``"n/a"`` with fewer than
+    :data:`HELDOUT_MIN_PAIRS` pairs.
+    """
+    from magan.data import as_matrix, host_matrix, is_out_of_core
+    from magan.estimator import MAGAN
+
+    thr = {"pass": HELDOUT_FOSCTTM_PASS, "fail": HELDOUT_FOSCTTM_FAIL,
+           "min_pairs": float(HELDOUT_MIN_PAIRS)}
+    if not 0 < fraction < 1:
+        raise ConfigError(f"fraction must be in (0, 1). Got {fraction!r} instead.")
+    t0 = time.perf_counter()
+    m1, m2 = (host_matrix(x, name=f"x{d}", layer=layer, cell_names=True)
+              if is_out_of_core(x, layer) else
+              as_matrix(x, name=f"x{d}", layer=layer, allow_nonfinite=True)
+              for d, x, layer in ((1, x1, fit_kw.get("layer1")), (2, x2, fit_kw.get("layer2"))))
+    known = resolve_known_pairs(known_pairs, m1, m2)
+    if len(known) < HELDOUT_MIN_PAIRS:
+        return Check("known_pairs_heldout", "n/a", {"n_pairs": float(len(known))}, thr,
+                     f"fewer than {HELDOUT_MIN_PAIRS} known pairs: none held out")
+    rng = np.random.default_rng(model.seed if seed is None else seed)
+    n_held = max(1, round(fraction * len(known)))
+    order = rng.permutation(len(known))
+    held, train = known[order[:n_held]], known[order[n_held:]]
+    clone = MAGAN(**{**model.get_params(), "progress": False})
+    clone.fit(x1, x2, known_pairs=train, diagnose=False, **fit_kw)
+    z1h = clone._forward_preprocess(clone.preprocessing1_, take_rows(m1.X, held[:, 0]))
+    z2h = clone._forward_preprocess(clone.preprocessing2_, take_rows(m2.X, held[:, 1]))
+    _, pool1 = _subsample(m1.X, max_cells, rng)
+    _, pool2 = _subsample(m2.X, max_cells, rng)
+    pool1 = clone._forward_preprocess(clone.preprocessing1_, pool1).astype(np.float64)
+    pool2 = clone._forward_preprocess(clone.preprocessing2_, pool2).astype(np.float64)
+    y12 = _generate(clone.module_.g12, z1h)
+    y21 = _generate(clone.module_.g21, z2h)
+    z1h, z2h = z1h.astype(np.float64), z2h.astype(np.float64)
+    f12 = _rank_among(y12, z2h, np.vstack([pool2, z2h]))
+    f21 = _rank_among(y21, z1h, np.vstack([pool1, z1h]))
+    fos = float((f12.mean() + f21.mean()) / 2)
+    e12 = float(((y12 - z2h) ** 2).mean())
+    e21 = float(((y21 - z1h) ** 2).mean())
+    status = _grade(fos, HELDOUT_FOSCTTM_PASS, HELDOUT_FOSCTTM_FAIL, higher_is_better=False)
+    sentence = (f"{n_held} held-out known pairs: FOSCTTM {fos:.2f} (0 = each partner nearest, "
+                f"0.5 = chance), error {e12:.2f} / {e21:.2f} in standardised units "
+                f"(one more fit, {time.perf_counter() - t0:.0f} s)")
+    if status != "pass":
+        sentence += "; held-out partners are not found"
+    return Check("known_pairs_heldout", status,
+                 {"foscttm": fos, "foscttm12": float(f12.mean()), "foscttm21": float(f21.mean()),
+                  "error12": e12, "error21": e21, "n_heldout": float(n_held),
+                  "n_pairs": float(len(known))}, thr, sentence)

@@ -1,0 +1,278 @@
+"""magan.diagnostics: each check's arithmetic on hand-made arrays, the verdict rules,
+persistence, the fit/CLI/report wiring, and the verdicts on the paper's Gaussians (MAGAN,
+plain GAN, shuffled input)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from magan import MAGAN
+from magan import diagnostics as dg
+from magan.cli import main
+from magan.datasets import three_gaussians
+from magan.diagnostics import Check, Diagnostics, diagnose_fitted, structure_score, verdict_of
+from magan.errors import ConfigError
+from magan.preprocessing import Standardizer
+
+
+def _blobs(n: int = 300, d: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4, size=(3, d))
+    return centres[rng.integers(3, size=n)] + rng.normal(size=(n, d))
+
+
+# --------------------------------------------------------------------------- the arithmetic
+
+
+def test_structure_score_is_one_for_the_identity_and_near_zero_for_a_scramble():
+    x = _blobs()
+    assert structure_score(x, x) == pytest.approx(1.0)
+    assert structure_score(x, 3 * x + 1) == pytest.approx(1.0)  # kNN survive an affine map
+    scrambled = x[np.random.default_rng(1).permutation(len(x))]
+    s = structure_score(x, scrambled)
+    assert abs(s) < 0.05
+    assert dg._check_structure(s, 0.9).status == "fail"
+    assert dg._check_structure(0.9, 0.8).status == "pass"
+
+
+def test_structure_score_survives_duplicate_cells():
+    x = np.repeat(_blobs(50), 3, axis=0)  # each cell three times: kNN ties everywhere
+    assert np.isfinite(structure_score(x, x)) and structure_score(x, x) > 0.5
+
+
+def _names_model(d1: int, d2: int) -> SimpleNamespace:
+    return SimpleNamespace(feature_names1_=[f"a{i}" for i in range(d1)],
+                           feature_names2_=[f"b{i}" for i in range(d2)])
+
+
+def test_shared_agreement_perfect_scrambled_and_constant_columns():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    model = _names_model(3, 3)
+    pairs = [(0, 0), (1, 1), (2, 2)]
+    perfect = dg._check_shared(model, pairs, x, x, x, x)
+    assert perfect.status == "pass" and perfect.value["median"] == pytest.approx(1.0)
+    shuffled = x[rng.permutation(len(x))]
+    bad = dg._check_shared(model, pairs, shuffled, shuffled, x, x)
+    assert bad.status == "fail" and "a0/b0" in bad.sentence  # worst markers named
+    const = x.copy()
+    const[:, 2] = 1.0  # a constant column has no correlation: skipped, not a failure
+    mixed = dg._check_shared(model, pairs, const, const, const, const)
+    assert mixed.status == "pass" and mixed.value["n_pairs"] == 3
+    none = dg._check_shared(model, [], x, x, None, None)
+    assert none.status == "n/a"
+
+
+def test_identity_map_is_the_same_value_in_the_users_units():
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(5, 2, size=(100, 3))
+    x2 = rng.normal(-1, 7, size=(90, 2))
+    s1, s2 = Standardizer().fit(x1), Standardizer().fit(x2)
+    model = SimpleNamespace(preprocessing1_=[s1], preprocessing2_=[s2],
+                            shared_features_match="values")
+    z1 = s1.transform(x1).astype(np.float64)
+    out = dg._identity(model, z1, [2, 0], [0, 1], 1)
+    expected = s2.transform(np.c_[x1[:, 2], x1[:, 0]])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    model.shared_features_match = "standardized"
+    np.testing.assert_allclose(dg._identity(model, z1, [2, 0], [0, 1], 1), z1[:, [2, 0]])
+
+
+def test_vs_identity_fails_when_worse_on_both_and_warns_on_one():
+    good = {"after_shared12": 0.9, "before12": 0.5, "after_shared21": 0.9, "before21": 0.5}
+    s_good = {"trans12": 0.8, "ident12": 0.9, "trans21": 0.8, "ident21": 0.9}
+    assert dg._check_vs_identity(good, s_good, True).status == "pass"
+    worse_mix = {**good, "after_shared12": 0.3}
+    assert dg._check_vs_identity(worse_mix, s_good, True).status == "warn"
+    s_bad = {**s_good, "trans12": 0.1}
+    check = dg._check_vs_identity(worse_mix, s_bad, True)
+    assert check.status == "fail" and "mixing and structure" in check.sentence
+    assert dg._check_vs_identity(good, s_good, False).status == "n/a"
+
+
+def test_cycle_and_mixing_grades():
+    assert dg._check_cycle(0.05, 0.1).status == "pass"
+    assert dg._check_cycle(0.05, 0.6).status == "warn"
+    assert dg._check_cycle(1.5, 0.1).status == "fail"
+    assert dg._check_mixing({"after12": 0.9, "after21": 0.8}).status == "pass"
+    assert dg._check_mixing({"after12": 0.9, "after21": dg.MIXING_FAIL / 2}).status == "fail"
+
+
+def test_verdict_rules_and_json_round_trip():
+    ok = Check("a", "pass", {"x": 1.0}, {"pass": 0.5}, "fine")
+    meh = Check("b", "warn", {"x": 0.4}, {"pass": 0.5}, "look at b")
+    bad = Check("c", "fail", {"x": float("nan")}, {}, "c failed")
+    na = Check("d", "n/a", {}, {}, "not applicable")
+    assert verdict_of([ok, na]) == ("good", ())
+    assert verdict_of([ok, meh]) == ("check", ("look at b",))
+    assert verdict_of([meh, bad, ok]) == ("failed", ("c failed", "look at b"))
+    with pytest.raises(ConfigError):
+        Check("e", "maybe")
+    diag = Diagnostics.from_checks([ok, meh, bad, na], (10, 12), 0.5)
+    text = json.dumps(diag.to_dict(), allow_nan=False)  # strict JSON: NaN became null
+    back = Diagnostics.from_dict(json.loads(text))
+    assert back.to_dict() == diag.to_dict() and back.verdict == "failed"
+    assert back["b"].status == "warn" and np.isnan(back["c"].value["x"])
+    assert diag.summary().splitlines()[0].startswith("alignment verdict: failed")
+    assert "c failed" in str(diag)
+    replaced = diag.with_checks(Check("c", "pass", {}, {}, "c fixed"))
+    assert replaced.verdict == "check" and len(replaced.checks) == 4
+
+
+# --------------------------------------------------------------------------- fit, save, load
+
+FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
+        "batch_size": 32, "progress": False, "log_every": 20}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    d = three_gaussians(60, seed=0)
+    model = MAGAN(**FAST).fit(d.x1, d.x2, shared_features=[(0, 0)])
+    return model, d
+
+
+def test_fit_diagnoses_by_default_and_save_load_keeps_it(fitted, tmp_path):
+    model, _ = fitted
+    diag = model.diagnostics_
+    assert isinstance(diag, Diagnostics) and diag.verdict in dg.VERDICTS
+    assert {c.name for c in diag.checks} >= {"shared_agreement", "structure", "mixing", "cycle",
+                                            "vs_identity"}
+    assert diag.n_cells_used == (180, 180)
+    model.save(tmp_path / "m")
+    again = MAGAN.load(tmp_path / "m")
+    assert again.diagnostics_.to_dict() == diag.to_dict()
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["diagnostics"]  # a file from before diagnostics: loads, with None
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    assert MAGAN.load(tmp_path / "m").diagnostics_ is None
+
+
+def test_diagnose_false_gives_none_and_a_bad_value_is_refused(fitted):
+    _, d = fitted
+    assert MAGAN(**FAST).fit(d.x1, d.x2, shared_features=[(0, 0)],
+                             diagnose=False).diagnostics_ is None
+    with pytest.raises(ConfigError, match="'diagnose' parameter of fit"):
+        MAGAN(**FAST).fit(d.x1, d.x2, diagnose="yes")
+
+
+def test_holdout_known_pairs_scores_pairs_the_copy_never_saw(fitted):
+    _, d = fitted
+    pairs = [(i, i) for i in range(0, 180, 9)]  # same cluster, not the same cell
+    model = MAGAN(**FAST).fit(d.x1, d.x2, known_pairs=pairs, diagnose="holdout")
+    check = model.diagnostics_["known_pairs_heldout"]
+    assert check.status in {"pass", "warn", "fail"} and check.value["n_heldout"] == 5
+    assert 0 <= check.value["foscttm"] <= 1 and model.n_known_pairs_ == 20
+    few = dg.holdout_known_pairs(model, d.x1, d.x2, known_pairs=pairs[:3])
+    assert few.status == "n/a"
+
+
+def test_judging_a_plain_gan_on_features_it_did_not_train_with(fitted):
+    _, d = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = MAGAN.plain_gan(**FAST).fit(d.x1, d.x2)
+    assert plain.diagnostics_["correspondence"].status == "warn"
+    assert plain.diagnostics_["shared_agreement"].status == "n/a"
+    judged = diagnose_fitted(plain, d.x1, d.x2, shared_features=[(0, 0)], max_cells=100)
+    assert judged["shared_agreement"].status != "n/a" and judged.n_cells_used == (100, 100)
+
+
+# --------------------------------------------------------------------------- CLI and report
+
+CLI_FAST = ["--steps", "60", "--batch-size", "64", "--quiet", "--generator-widths", "32",
+            "--discriminator-widths", "32"]
+
+
+@pytest.fixture
+def panels(tmp_path):
+    """Two batches of one 6-marker panel with three correlated populations, and a copy of the
+    second with each marker's values shuffled independently (no population left)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3, size=(3, 6))
+    names = [f"M{i}" for i in range(6)]
+    frames = []
+    for shift, n in ((0.0, 400), (0.5, 350)):
+        x = centres[rng.integers(3, size=n)] + 0.5 * rng.normal(size=(n, 6)) + shift
+        frames.append(pd.DataFrame(x, columns=names))
+    shuffled = pd.DataFrame(np.apply_along_axis(rng.permutation, 0, frames[1].to_numpy()),
+                            columns=names)
+    paths = []
+    for name, frame in (("b1", frames[0]), ("b2", frames[1]), ("b2_shuffled", shuffled)):
+        paths.append(tmp_path / f"{name}.csv")
+        frame.to_csv(paths[-1], index=False)
+    return paths
+
+
+def test_cli_strict_fails_a_shuffled_input_and_passes_a_real_one(tmp_path, panels, capsys):
+    b1, b2, shuffled = panels
+    bad = tmp_path / "bad"
+    assert main(["align", str(b1), str(shuffled), "--out", str(bad), "--strict",
+                 "--shared-match", "standardized", *CLI_FAST]) == 3
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "FAILED" in err and "--strict" in err
+    assert (bad / "x1_in_domain2.csv").is_file()  # outputs written before the verdict
+    assert json.loads((bad / "run.json").read_text())["diagnostics"]["verdict"] == "failed"
+
+    good = tmp_path / "good"
+    loud = [a for a in CLI_FAST if a != "--quiet"]  # the verdict lines are not printed quiet
+    assert main(["align", str(b1), str(b2), "--out", str(good), "--strict", "--report",
+                 "--shared-match", "standardized", *loud]) == 0
+    out = capsys.readouterr().out
+    run = json.loads((good / "run.json").read_text())
+    verdict = run["diagnostics"]["verdict"]
+    assert verdict != "failed"
+    assert out.strip().splitlines()[-1 - len(run["diagnostics"]["reasons"])].startswith(
+        f"alignment verdict: {verdict}")  # the verdict lines come last
+    page = (good / "report.html").read_text()
+    assert f"Alignment verdict: {verdict}" in page
+    assert page.index('id="verdict"') < page.index('id="parameters"')
+
+
+def test_cli_diagnose_off_and_default_holdout(tmp_path, panels):
+    from magan.cli import _diagnose_mode
+
+    assert _diagnose_mode(None, None) is True
+    assert _diagnose_mode(None, [(0, 0), (1, 1), (2, 2), (3, 3)]) == "holdout"
+    assert _diagnose_mode("off", [(0, 0)] * 5) is False
+    b1, b2, _ = panels
+    out = tmp_path / "off"
+    assert main(["align", str(b1), str(b2), "--out", str(out), "--diagnose", "off",
+                 *CLI_FAST]) == 0
+    assert json.loads((out / "run.json").read_text())["diagnostics"] is None
+
+
+# --------------------------------------------------------------------------- the verdicts
+
+# Small networks; MAGAN needs ~800 steps to learn the unshared coordinate. The plain GAN's
+# verdict (no correspondence) and the shuffled input's (its shared coordinate explains none of
+# the other) do not hinge on training length, so those fits are short.
+QUALITY = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "batch_size": 64,
+           "progress": False}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_verdicts_on_the_papers_gaussians(seed):
+    data = three_gaussians(n_per_cluster=300, seed=seed)
+    rng = np.random.default_rng(seed)
+    x2s = np.apply_along_axis(rng.permutation, 0, data.x2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        magan = MAGAN(seed=seed, n_steps=800, **QUALITY).fit(data.x1, data.x2,
+                                                              shared_features=[(0, 0)])
+        plain = MAGAN.plain_gan(seed=seed, n_steps=150, **QUALITY).fit(data.x1, data.x2)
+        shuffled = MAGAN(seed=seed, n_steps=150, **QUALITY).fit(data.x1, x2s,
+                                                                 shared_features=[(0, 0)])
+    print(f"\nseed {seed}\nMAGAN: {magan.diagnostics_}\nplain GAN: {plain.diagnostics_}\n"
+          f"shuffled: {shuffled.diagnostics_}")
+    assert magan.diagnostics_.verdict == "good", str(magan.diagnostics_)
+    assert plain.diagnostics_.verdict != "good", str(plain.diagnostics_)
+    assert shuffled.diagnostics_.verdict == "failed", str(shuffled.diagnostics_)
+    assert shuffled.diagnostics_["shared_dependence"].status == "fail"
