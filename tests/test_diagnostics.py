@@ -86,8 +86,12 @@ def test_identity_map_is_the_same_value_in_the_users_units():
 
 def test_vs_identity_fails_when_worse_on_both_and_warns_on_one():
     good = {"after_shared12": 0.9, "before12": 0.5, "after_shared21": 0.9, "before21": 0.5}
-    s_good = {"trans12": 0.8, "ident12": 0.9, "trans21": 0.8, "ident21": 0.9}
+    s_good = {"trans12": 0.8, "ident12": 0.9, "trans21": 0.8, "ident21": 0.9,
+              "pop_trans12": 0.7, "pop_ident12": 0.7, "pop_trans21": 0.8, "pop_ident21": 0.7}
     assert dg._check_vs_identity(good, s_good, True).status == "pass"
+    scattered = {**s_good, "pop_trans21": 0.6}  # populations scattered more than unaligned
+    check = dg._check_vs_identity(good, scattered, True)
+    assert check.status == "warn" and "2→1 on populations" in check.sentence
     worse_mix = {**good, "after_shared12": 0.3}
     assert dg._check_vs_identity(worse_mix, s_good, True).status == "warn"
     s_bad = {**s_good, "trans12": 0.1}
@@ -276,3 +280,55 @@ def test_verdicts_on_the_papers_gaussians(seed):
     assert plain.diagnostics_.verdict != "good", str(plain.diagnostics_)
     assert shuffled.diagnostics_.verdict == "failed", str(shuffled.diagnostics_)
     assert shuffled.diagnostics_["shared_dependence"].status == "fail"
+
+
+# --------------------------------------------------------------------------- never worse than nothing
+
+
+def test_population_agreement_is_one_for_doing_nothing_and_near_zero_for_a_scramble():
+    x = _blobs(400, seed=3)
+    pops = dg._populations(x, 0)
+    assert dg.population_agreement(pops, x, x, pops) > 0.85  # 8 k-means parts of 3 blobs
+    scrambled = x[np.random.default_rng(0).permutation(len(x))]
+    assert dg.population_agreement(pops, scrambled, x, pops) < 0.05
+
+
+def _vs_identity(status: str) -> Check:
+    return Check("vs_identity", status, {}, {}, f"vs_identity {status}")
+
+
+@pytest.mark.parametrize(("statuses", "factor"), [(["pass"], 1.0),
+                                                   (["fail", "pass"], 0.5),
+                                                   (["warn", "fail", "pass"], 0.0)])
+def test_a_translation_worse_than_nothing_falls_back_towards_it(monkeypatch, statuses, factor):
+    """The diagnostics choose how much of the learnt change of the shared features is kept:
+    all of it while it beats doing nothing, else half, else none (the shared features as
+    measured); the verdict then asks to check, naming why."""
+    d = three_gaussians(60, seed=0)
+    seen = []
+
+    def fake(model, x1, x2, **kw):
+        seen.append(model.shared_residual_)
+        return Diagnostics.from_checks([_vs_identity(statuses[len(seen) - 1])], (1, 1), 0.0)
+
+    monkeypatch.setattr(dg, "diagnose_fitted", fake)
+    model = MAGAN(**FAST).fit(d.x1, d.x2, shared_features=[(0, 0)])
+    assert seen == [1.0, 0.5, 0.0][:len(statuses)]
+    assert model.shared_residual_ == factor
+    residual = model.diagnostics_["shared_residual"]
+    assert residual.status == ("pass" if factor == 1 else "warn")
+    assert model.diagnostics_.verdict == ("good" if factor == 1 else "check")
+    if factor < 1:
+        assert statuses[0] in residual.sentence
+    if factor == 0:  # the shared coordinate comes out exactly as it went in
+        np.testing.assert_allclose(model.transform(d.x1)[:, 0], d.x1[:, 0], atol=1e-4)
+        np.testing.assert_allclose(model.inverse_transform(d.x2)[:, 0], d.x2[:, 0], atol=1e-4)
+
+
+def test_the_fallback_survives_save_and_load(fitted, tmp_path):
+    model, d = fitted
+    model = MAGAN.load(model.save(tmp_path / "m"))
+    model._scale_shared_residual(0.5)
+    again = MAGAN.load(model.save(tmp_path / "half"))
+    assert again.shared_residual_ == 0.5
+    np.testing.assert_array_equal(again.transform(d.x1), model.transform(d.x1))

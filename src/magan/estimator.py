@@ -589,22 +589,51 @@ class MAGAN:
         self.network_config_ = config
         self.n_steps_trained_ = trainer.step_count
         self.diagnostics_ = None  # no ground truth needed; see magan.diagnostics
-        if diagnose and is_main_process():
-            from magan import diagnostics
+        self.shared_residual_ = 1.0
+        if diagnose:
+            self._diagnose(m1.X, m2.X, diagnose, relation, known, pairs, ooc)
+        return self
 
+    def _diagnose(self, x1: Any, x2: Any, diagnose: bool | str, relation: Any,
+                  known: np.ndarray, pairs: list, ooc: bool) -> None:
+        """Self-diagnosis (``diagnostics_``), and never worse than doing nothing: with shared
+        features and ``start_from_identity``, while the translation loses to doing nothing
+        (the ``vs_identity`` check), the learnt departure on the shared features is halved,
+        then dropped (``shared_residual_`` 1, 0.5 or 0; 0 = the shared features as measured,
+        the unshared ones still translated). Chosen by the diagnostics alone, never by ground
+        truth; rank 0 decides for every rank."""
+        from magan import diagnostics
+
+        factor = 1.0
+        if is_main_process():
             try:  # a judgement on the fit must never cost the fit itself
-                found = diagnostics.diagnose_fitted(self, m1.X, m2.X,
+                found = diagnostics.diagnose_fitted(self, x1, x2,
                                                     has_relation=relation is not None)
+                first = found["vs_identity"]
+                if self.start_from_identity and pairs:
+                    for factor in (1.0, 0.5, 0.0):
+                        self._scale_shared_residual(factor)
+                        if factor < 1.0:
+                            found = diagnostics.diagnose_fitted(
+                                self, x1, x2, has_relation=relation is not None)
+                        if found["vs_identity"].status == "pass":
+                            break
+                    found = found.with_checks(diagnostics.residual_check(factor, first))
                 if diagnose == "holdout" and world_size() == 1:  # the copy trains on 1 process
                     held = diagnostics.holdout_known_pairs(
-                        self, m1.X, m2.X, known_pairs=known if len(known) else None,
+                        self, x1, x2, known_pairs=known if len(known) else None,
                         shared_features=pairs or None, relation=relation, in_memory=not ooc)
                     found = found.with_checks(held)
                 self.diagnostics_ = found
             except Exception as exc:  # reported, and the trained model is kept
                 warnings.warn(f"the self-diagnosis could not run ({type(exc).__name__}: {exc});"
-                              " diagnostics_ is None", stacklevel=2)
-        return self
+                              " diagnostics_ is None", stacklevel=3)
+        self._scale_shared_residual(float(broadcast_from_main(factor)))
+
+    def _scale_shared_residual(self, factor: float) -> None:
+        self.shared_residual_ = factor
+        for net in (self.module_.g12, self.module_.g21):
+            net.scale_shared_residual(factor)
 
     def _shared_skips(self, pairs: list[tuple[int, int]], scaler1: Standardizer,
                       scaler2: Standardizer) -> tuple[dict, dict]:
@@ -915,6 +944,7 @@ class MAGAN:
             "transport_cost": self.transport_cost_,
             "known_partner_rank": self.known_partner_rank_,
             "n_steps_trained": self.n_steps_trained_,
+            "shared_residual": getattr(self, "shared_residual_", 1.0),
             "preprocessing1": [s.get_state() for s in self.preprocessing1_],
             "preprocessing2": [s.get_state() for s in self.preprocessing2_],
             "weights_sha256": digest,
@@ -971,6 +1001,7 @@ class MAGAN:
             model.transport_cost_ = config.get("transport_cost")  # absent before it existed
             model.known_partner_rank_ = config.get("known_partner_rank")
             model.n_steps_trained_ = int(config["n_steps_trained"])
+            model.shared_residual_ = float(config.get("shared_residual", 1.0))
             model.diagnostics_ = None  # absent before magan diagnosed its fits
             if config.get("diagnostics") is not None:
                 from magan.diagnostics import Diagnostics

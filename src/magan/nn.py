@@ -106,6 +106,9 @@ class Generator(MLP):
                              torch.as_tensor(list(skip.outputs), dtype=torch.long))
         self.register_buffer("skip_scale", torch.as_tensor(list(skip.scale), dtype=torch.float32))
         self.register_buffer("skip_shift", torch.as_tensor(list(skip.shift), dtype=torch.float32))
+        # How much of the learnt departure the shared outputs keep (1; 0 = doing nothing on
+        # them): set after training when the departure does not beat doing nothing.
+        self.register_buffer("residual_scale", torch.ones(n_out))
         last = self[-1]
         with torch.no_grad():  # shared outputs start as the copy alone; unshared as an MLP's
             last.weight[self.skip_outputs] = 0.0
@@ -115,8 +118,16 @@ class Generator(MLP):
         y = super().forward(x)
         if not self.has_skip:
             return y
+        y = y * self.residual_scale.to(y.dtype)
         copied = x[:, self.skip_inputs] * self.skip_scale + self.skip_shift
         return y.index_add(1, self.skip_outputs, copied.to(y.dtype))
+
+
+    def scale_shared_residual(self, factor: float) -> None:
+        """Keep ``factor`` of the learnt departure on the shared outputs (1 = all of it, 0 =
+        the shared inputs as they are); the unshared outputs are untouched."""
+        if self.has_skip:
+            self.residual_scale[self.skip_outputs] = float(factor)
 
 
 def _skip(d: dict | None) -> SharedSkip | None:
