@@ -66,8 +66,8 @@ Tasks (data in ../shared/data, read through ``magan.experiments._harness``; load
    applied to transform(b1), both projected on batch 2's first 50 principal components (as
    scRNA analyses do: in raw gene space the same kNN scores 0.49 even with no batch effect,
    the protein clusters drowned in count noise); no alignment: the same on the raw b1;
-   Harmony: the kNN in Harmony's joint space. (Mimics a held-out HSC case where MAGAN scored 0.34 against 0.73
-   for doing nothing.)
+   Harmony: the kNN in Harmony's joint space. (Mimics a held-out HSC case where MAGAN scored
+   0.34 against 0.73 for doing nothing.)
 6. ``scgem``: ``experiments/crossmodal.py``: expression vs methylation of the same 177 cells,
    10 seeded known pairs; FOSCTTM (lower is better) on the other 167, in x2's z-units.
 7. ``eccite``: ``crossmodal.load_eccite``: RNA (50 PCs) vs protein (49 ADT, CLR), 500 cells,

@@ -282,7 +282,7 @@ def test_verdicts_on_the_papers_gaussians(seed):
     assert shuffled.diagnostics_["shared_dependence"].status == "fail"
 
 
-# --------------------------------------------------------------------------- never worse than nothing
+# ------------------------------------------------------------- never worse than doing nothing
 
 
 def test_population_agreement_is_one_for_doing_nothing_and_near_zero_for_a_scramble():
