@@ -486,8 +486,9 @@ class MAGAN:
             scales = {"mean1": scaler1.mean_, "scale1": scaler1.scale_,
                       "mean2": scaler2.mean_, "scale2": scaler2.scale_}
 
-        skips = (self._shared_skips(pairs, scaler1, scaler2)
-                 if self.start_from_identity and pairs else (None, None))
+        tied = self._informative_pairs(pairs, scaler1, scaler2)  # trained on; pairs as declared
+        skips = (self._shared_skips(tied, scaler1, scaler2)
+                 if self.start_from_identity and tied else (None, None))
         config = NetworkConfig(
             m1.X.shape[1], m2.X.shape[1], tuple(self.generator_widths),
             tuple(self.discriminator_widths), self.activation, *skips,
@@ -499,8 +500,8 @@ class MAGAN:
 
         terms = []
         shared_term = None
-        if pairs:
-            shared_term = SharedFeatures(pairs, match=self.shared_features_match, **scales)
+        if tied:
+            shared_term = SharedFeatures(tied, match=self.shared_features_match, **scales)
             terms.append(shared_term)
         if len(known):
             terms.append(KnownPairs())
@@ -634,6 +635,27 @@ class MAGAN:
         self.shared_residual_ = factor
         for net in (self.module_.g12, self.module_.g21):
             net.scale_shared_residual(factor)
+
+    def _informative_pairs(self, pairs: list[tuple[int, int]], scaler1: Standardizer,
+                           scaler2: Standardizer) -> list[tuple[int, int]]:
+        """The shared pairs the loss and the generators' pass-through use: those with a
+        feature constant in either domain are left out, with a warning. Why: a gene with no
+        counts in one batch (common in sparse scRNA) has a standardiser scale of ``min_scale``
+        (1e-6), so "the same value" in that domain's units is a millionfold copy: one such
+        gene made G12 explode (cycle error 1,000 times the variance, an scRNA batch pair).
+        ``shared_features_`` still lists every declared pair."""
+        if not pairs:
+            return []
+        flat1 = np.asarray(scaler1.scale_) <= scaler1.min_scale
+        flat2 = np.asarray(scaler2.scale_) <= scaler2.min_scale
+        kept = [p for p in pairs if not (flat1[p[0]] or flat2[p[1]])]
+        if len(kept) < len(pairs):
+            names = [f"{self.feature_names1_[i]}/{self.feature_names2_[j]}"
+                     for i, j in pairs if flat1[i] or flat2[j]]
+            warnings.warn(f"{len(names)} of {len(pairs)} shared feature pairs are constant in "
+                          f"one domain ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+                          ": they are left out of the shared-feature loss", stacklevel=3)
+        return kept
 
     def _shared_skips(self, pairs: list[tuple[int, int]], scaler1: Standardizer,
                       scaler2: Standardizer) -> tuple[dict, dict]:
