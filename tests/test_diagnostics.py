@@ -332,3 +332,20 @@ def test_the_fallback_survives_save_and_load(fitted, tmp_path):
     again = MAGAN.load(model.save(tmp_path / "half"))
     assert again.shared_residual_ == 0.5
     np.testing.assert_array_equal(again.transform(d.x1), model.transform(d.x1))
+
+
+def test_one_dead_channel_warns_where_a_shuffled_domain_fails():
+    """Shared features that explain one domain's unshared features and none of the other's:
+    a failure when those are a large part of the domain (a shuffled input), a warning for
+    one dead channel of 25 (the paper's CD45RA drop-out)."""
+    rng = np.random.default_rng(0)
+    z1 = _blobs(600, d=25, seed=1)
+    z2 = _blobs(600, d=25, seed=1)
+    z2[:, 24] = rng.normal(size=600)  # the dropped-out marker: noise in domain 2
+    pairs = [(j, j) for j in range(24)]
+    check = dg._check_dependence(pairs, z1[:, :24], z2[:, :24], z1, z2, rng)
+    assert check.status == "warn" and "dead" in check.sentence
+    g1 = _blobs(600, d=3, seed=2)
+    g2 = np.apply_along_axis(rng.permutation, 0, _blobs(600, d=3, seed=2))
+    check = dg._check_dependence([(0, 0)], g1[:, :1], g2[:, :1], g1, g2, rng)
+    assert check.status == "fail"
