@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,21 @@ class CorrespondenceBatch:
     x21: torch.Tensor  # (b, d1) = G21(x2)
     pairs1: torch.Tensor | None = None  # (k, d1)
     pairs2: torch.Tensor | None = None  # (k, d2), row r partners pairs1 row r
+
+
+def same_value_map(src: Any, dst: Any, mean_in: Any, scale_in: Any, mean_out: Any,
+                   scale_out: Any, match: str = "values") -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` such that ``a * z_in[:, src] + b`` is "the same value" in the other domain's
+    standardised units ``z_out[:, dst]``: equal in the user's units (``"values"``: undo the
+    input's standardiser, apply the output's) or equal after each domain's own scaling
+    (``"standardized"``: a = 1, b = 0). The shared-feature loss, the generators' pass-through
+    and the diagnostics' "doing nothing" all use this one map."""
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    if match == "standardized":
+        return np.ones(len(src)), np.zeros(len(src))
+    m_in, s_in = (np.asarray(v, dtype=np.float64) for v in (mean_in, scale_in))
+    m_out, s_out = (np.asarray(v, dtype=np.float64) for v in (mean_out, scale_out))
+    return s_in[src] / s_out[dst], (m_in[src] - m_out[dst]) / s_out[dst]
 
 
 def _scaling(mean: np.ndarray | None, scale: np.ndarray | None, d: int) -> tuple[torch.Tensor, ...]:
@@ -91,16 +107,12 @@ class SharedFeatures(nn.Module):
         d2 = int(j.max()) + 1 if mean2 is None else len(mean2)
         m1, s1 = _scaling(mean1, scale1, d1)
         m2, s2 = _scaling(mean2, scale2, d2)
-        if match == "standardized":
-            a12 = torch.ones(len(i))
-            b12 = torch.zeros(len(i))
-        else:  # x1 value expressed in domain 2's standardised units, and the reverse
-            a12 = s1[i] / s2[j]
-            b12 = (m1[i] - m2[j]) / s2[j]
+        # x1's value in domain 2's standardised units (the reverse is the inverse affine)
+        a12, b12 = same_value_map(i, j, m1, s1, m2, s2, match)
         self.register_buffer("i", i)
         self.register_buffer("j", j)
-        self.register_buffer("a12", a12)
-        self.register_buffer("b12", b12)
+        self.register_buffer("a12", torch.as_tensor(a12, dtype=torch.float32))
+        self.register_buffer("b12", torch.as_tensor(b12, dtype=torch.float32))
         self.match = match
 
     def forward(self, batch: CorrespondenceBatch, module: MAGANModule) -> torch.Tensor:

@@ -88,6 +88,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from magan.correspondence import same_value_map
 from magan.data import Matrix, resolve_known_pairs, resolve_shared_features, take_rows
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
@@ -397,15 +398,14 @@ def _identity(model: MAGAN, z: np.ndarray, src: list[int], dst: list[int],
     swapped for the generators' own skip map."""
     pre_in = model.preprocessing1_ if domain == 1 else model.preprocessing2_
     pre_out = model.preprocessing2_ if domain == 1 else model.preprocessing1_
-    x = np.asarray(z[:, src], dtype=np.float64)
-    if model.shared_features_match == "standardized":
-        return x
-    m_in = np.broadcast_to(np.asarray(pre_in[-1].mean_, dtype=np.float64), (z.shape[1],))
-    s_in = np.broadcast_to(np.asarray(pre_in[-1].scale_, dtype=np.float64), (z.shape[1],))
-    d_out = len(np.atleast_1d(pre_out[-1].mean_))
-    m_out = np.broadcast_to(np.asarray(pre_out[-1].mean_, dtype=np.float64), (d_out,))
-    s_out = np.broadcast_to(np.asarray(pre_out[-1].scale_, dtype=np.float64), (d_out,))
-    return (x * s_in[src] + m_in[src] - m_out[dst]) / s_out[dst]
+    d_in, d_out = z.shape[1], len(np.atleast_1d(pre_out[-1].mean_))
+    a, b = same_value_map(src, dst, *(np.broadcast_to(np.asarray(v, dtype=np.float64), (d,))
+                                      for v, d in ((pre_in[-1].mean_, d_in),
+                                                   (pre_in[-1].scale_, d_in),
+                                                   (pre_out[-1].mean_, d_out),
+                                                   (pre_out[-1].scale_, d_out))),
+                          model.shared_features_match)
+    return np.asarray(z[:, src], dtype=np.float64) * a + b
 
 
 def _generate(net: torch.nn.Module, z: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from magan.correspondence import (
     SharedFeatures,
     TransportPairs,
     known_partner_rank,
+    same_value_map,
 )
 from magan.data import (
     HostPairSampler,
@@ -662,20 +663,15 @@ class MAGAN:
         """The generators' pass-through of the shared features (:class:`~magan.nn.SharedSkip`)
         in standardised units: the identity in the user's units (``"values"``) or after each
         domain's own scaling (``"standardized"``). A feature paired twice is passed once."""
-        m1, s1 = np.asarray(scaler1.mean_), np.asarray(scaler1.scale_)
-        m2, s2 = np.asarray(scaler2.mean_), np.asarray(scaler2.scale_)
-        values = self.shared_features_match == "values"
         out = []
-        for (a, ma, sa), (b, mb, sb) in (((0, m1, s1), (1, m2, s2)), ((1, m2, s2), (0, m1, s1))):
+        for (a, sa), (b, sb) in (((0, scaler1), (1, scaler2)), ((1, scaler2), (0, scaler1))):
             seen: dict[int, int] = {}
             for p in pairs:
                 seen.setdefault(int(p[b]), int(p[a]))  # output column -> its input column
-            dst = np.fromiter(seen, dtype=np.int64)
-            src = np.fromiter(seen.values(), dtype=np.int64)
-            scale = sa[src] / sb[dst] if values else np.ones(len(dst))
-            shift = (ma[src] - mb[dst]) / sb[dst] if values else np.zeros(len(dst))
-            out.append(SharedSkip(src.tolist(), dst.tolist(), scale.tolist(),
-                                  shift.tolist()).to_dict())
+            dst, src = list(seen), list(seen.values())
+            scale, shift = same_value_map(src, dst, sa.mean_, sa.scale_, sb.mean_, sb.scale_,
+                                          self.shared_features_match)
+            out.append(SharedSkip(src, dst, scale.tolist(), shift.tolist()).to_dict())
         return out[0], out[1]
 
     def _fingerprint(self, z1: Any, z2: Any, pairs: list, known: np.ndarray,
