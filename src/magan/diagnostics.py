@@ -129,8 +129,10 @@ VS_IDENTITY_STRUCTURE_TOLERANCE = 0.5
 #: Populations per domain (k-means on its own principal axes) for the population check.
 N_POPULATIONS = 8
 #: vs_identity: how far the translation's population agreement may fall below doing
-#: nothing's (adjusted mutual information, 1 = each population lands in one population).
-VS_IDENTITY_POPULATION_TOLERANCE = 0.02
+#: nothing's (adjusted mutual information, 1 = each population lands in one population):
+#: none, the promise being "at least as well as doing nothing"; with 0.02, levine32 H1→H2
+#: kept a translation 0.017 below (label transfer 0.849 against 0.852 doing nothing).
+VS_IDENTITY_POPULATION_TOLERANCE = 0.0
 #: Shared co-variation: cross-domain agreement of the shared features' correlations relative
 #: to each domain's own split-half reliability (1 = as alike as two halves of one domain).
 COVARIATION_PASS = 0.7
