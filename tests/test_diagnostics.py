@@ -349,3 +349,11 @@ def test_one_dead_channel_warns_where_a_shuffled_domain_fails():
     g2 = np.apply_along_axis(rng.permutation, 0, _blobs(600, d=3, seed=2))
     check = dg._check_dependence([(0, 0)], g1[:, :1], g2[:, :1], g1, g2, rng)
     assert check.status == "fail"
+
+
+def test_populations_are_compared_only_with_enough_shared_features():
+    mix = {"after_shared12": 0.9, "before12": 0.5, "after_shared21": 0.9, "before21": 0.5}
+    s = {"trans12": 0.8, "ident12": 0.9, "trans21": 0.8, "ident21": 0.9,
+         "pop_trans12": 0.5, "pop_ident12": 0.6, "pop_trans21": 0.7, "pop_ident21": 0.7}
+    assert dg._check_vs_identity(mix, {**s, "n_shared": 32.0}, True).status == "warn"
+    assert dg._check_vs_identity(mix, {**s, "n_shared": 1.0}, True).status == "pass"

@@ -133,6 +133,10 @@ N_POPULATIONS = 8
 #: none, the promise being "at least as well as doing nothing"; with 0.02, levine32 H1→H2
 #: kept a translation 0.017 below (label transfer 0.849 against 0.852 doing nothing).
 VS_IDENTITY_POPULATION_TOLERANCE = 0.0
+#: ... compared only with at least this many shared features: on fewer, doing nothing places
+#: cells by one or a few coordinates and the comparison measures noise (the paper's
+#: Gaussians, one shared coordinate: -0.07 to +0.11 between equally right translations).
+POPULATION_MIN_SHARED = 5
 #: Shared co-variation: cross-domain agreement of the shared features' correlations relative
 #: to each domain's own split-half reliability (1 = as alike as two halves of one domain).
 COVARIATION_PASS = 0.7
@@ -635,7 +639,8 @@ def _check_vs_identity(mix: dict[str, float], s: dict[str, float], has_pairs: bo
         mixes = mix[f"after_shared{d}"] >= mix[f"before{d}"] - VS_IDENTITY_MIXING_TOLERANCE
         keeps = s[f"trans{d}"] >= s[f"ident{d}"] - VS_IDENTITY_STRUCTURE_TOLERANCE
         groups = (s[f"pop_trans{d}"] >= s[f"pop_ident{d}"] - VS_IDENTITY_POPULATION_TOLERANCE
-                  or not np.isfinite(s[f"pop_ident{d}"]))
+                  or not np.isfinite(s[f"pop_ident{d}"])
+                  or s.get("n_shared", POPULATION_MIN_SHARED) < POPULATION_MIN_SHARED)
         value.update({f"mixing_gain{d}": mix[f"after_shared{d}"] - mix[f"before{d}"],
                       f"structure_identity{d}": s[f"ident{d}"],
                       f"structure_loss{d}": s[f"ident{d}"] - s[f"trans{d}"],
@@ -740,6 +745,7 @@ def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = No
         checks.append(_check_dependence(pairs, real1, real2, z1, z2, rng))
         s["ident12"] = structure_score(p1, _reduce(id12), k, before_neighbours=nn1)
         s["ident21"] = structure_score(p2, _reduce(id21), k, before_neighbours=nn2)
+        s["n_shared"] = float(len(pairs))
         pop1, pop2 = _populations(p1, model.seed), _populations(p2, model.seed)
         moved12 = _project(y12[:, j], sh2)
         moved21 = _project(y21[:, i], sh1)
