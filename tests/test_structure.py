@@ -18,7 +18,7 @@ LAYERS = [
     ["io", "preprocessing", "metrics", "distributed"],
     ["datasets", "data", "nn", "losses"],
     ["correspondence"],
-    ["training", "checkpoint"],
+    ["training", "checkpoint", "diagnostics"],
     ["estimator"],
     ["uncertainty"],
     ["tl", "baselines"],

@@ -195,7 +195,7 @@ def _verdict_html(diag: Any) -> str:
     body += _table([(c.name, c.status, c.sentence) for c in diag.checks],
                    ("check", "status", "finding"))
     body += _note(f"Measured without ground truth on {diag.n_cells_used[0]} + "
-                  f"{diag.n_cells_used[1]} cells in {diag.seconds:.1f} s (magan.diagnostics).")
+                  f"{diag.n_cells_used[1]} cells (magan.diagnostics).")
     return _section("verdict", "Verdict", body)
 
 
