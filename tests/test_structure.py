@@ -15,8 +15,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "magan"
 # A module may import only from modules of a *lower* layer.
 LAYERS = [
     ["errors"],
+    ["channels"],
     ["io", "preprocessing", "metrics", "distributed"],
-    ["datasets", "data", "nn", "losses"],
+    ["datasets", "data", "nn", "losses", "cytometry"],
     ["correspondence"],
     ["training", "checkpoint", "diagnostics"],
     ["estimator"],

@@ -72,12 +72,144 @@ def _write_translation(values, cell_names, feature_names, path: Path, overwrite:
     return io.write(adata, path, overwrite=overwrite)
 
 
-def _preprocess(cofactor: float | None):
+def _preprocess(args: argparse.Namespace, own: float | None):
+    """``--arcsinh1/2`` over ``--arcsinh``; None (the estimator's "auto") when neither."""
+    cofactor = own if own is not None else args.arcsinh
     if cofactor is None:
         return None
+    if args.no_transform:
+        raise ConfigError("--no-transform and --arcsinh contradict each other; pass one")
     from magan.preprocessing import Arcsinh
 
     return Arcsinh(cofactor)
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _channel_choice(args: argparse.Namespace, a1, a2):
+    """``--channels`` (the names to align) or ``--exclude`` (left out of the default roles),
+    as the ``channels=`` of ``MAGAN.fit``; "auto" when neither (magan.cytometry)."""
+    from magan.cytometry import check_channel_list, choose_channels
+
+    chosen, excluded = _names(args.channels), _names(args.exclude)
+    if chosen is not None and excluded is not None:
+        raise ConfigError("pass --channels or --exclude, not both")
+    names1, names2 = [str(n) for n in a1.var_names], [str(n) for n in a2.var_names]
+    if chosen is not None:
+        check_channel_list(chosen, names1, names2)
+        return chosen
+    if excluded is None:
+        return "auto"
+    check_channel_list(excluded, names1, names2)
+    auto = [n for a, name in ((a1, "x1"), (a2, "x2"))
+            for n in choose_channels(a, "auto", name=name)[1]["aligned"]]
+    return list(dict.fromkeys(n for n in auto if n not in set(excluded)))
+
+
+def _var_rows(adata, names: list[str]):
+    """``adata.var``'s channel/antigen/range for ``names`` (blank where absent), so FCS output
+    keeps each channel's $PnN and $PnS."""
+    import pandas as pd
+
+    cols = [c for c in ("channel", "antigen", "range") if c in adata.var]
+    var = pd.DataFrame(index=pd.Index(names, dtype=str))
+    for c in cols:
+        var[c] = [adata.var[c].get(n, "" if c != "range" else np.nan) for n in names]
+    return var
+
+
+def _write_outputs(model, a1, a2, targets: list[Path]) -> list[Path]:
+    """The translations (each input's cells in the other domain) and each input with the other
+    domain's unmeasured markers imputed ("(imputed)"); channels that were not aligned (Time,
+    DNA, beads, ...) pass through both unchanged."""
+    written = []
+    for domain, adata, other, target in ((1, a1, a2, targets[0]), (2, a2, a1, targets[1])):
+        values = model.transform(adata) if domain == 1 else model.inverse_transform(adata)
+        names = model.feature_names2_ if domain == 1 else model.feature_names1_
+        written.append(_write_with_passthrough(model, adata, domain, values,
+                                               _var_rows(other, names), target))
+    for domain, adata, other, target in ((1, a1, a2, targets[2]), (2, a2, a1, targets[3])):
+        imputed = model.impute(adata, domain=domain)
+        if imputed.shape[1]:
+            measured = model.check_input(adata, domain=domain)
+            var = _var_rows(adata, list(measured.feature_names))
+            extra = _var_rows(other, list(imputed.columns))
+            if "antigen" in extra:  # a new channel: its own $PnN unless this file has it
+                taken = set(var.get("channel", []))
+                extra["channel"] = [c if c not in taken else f"{c}_imputed"
+                                    for c in extra["channel"]]
+                extra["antigen"] = [f"{a or n} (imputed)" for a, n in
+                                    zip(extra["antigen"], extra.index, strict=True)]
+            extra.index = [f"{c} (imputed)" for c in imputed.columns]
+            values = np.hstack([measured.X, imputed.to_numpy(dtype=np.float32)])
+            written.append(_write_with_passthrough(model, adata, domain, values,
+                                                   _concat_var(var, extra), target))
+    return written
+
+
+def _concat_var(*parts):
+    import pandas as pd
+
+    return pd.concat(parts)
+
+
+def _write_with_passthrough(model, adata, domain: int, values, var, target: Path) -> Path:
+    """``values`` (cells × ``var``) plus ``adata``'s channels the model did not align, in the
+    input's channel order where names allow, atomically."""
+    import anndata as ad
+
+    from magan import io
+
+    record = (model.channels_ or [{}, {}])[domain - 1] or {}
+    passed = [n for n in record.get("passed_through", {}) if n in adata.var_names]
+    clash = [n for n in passed if n in set(var.index)]
+    if clash:
+        warnings.warn(f"x{domain}: channels {clash} are both passed through and translated; "
+                      "the output keeps the translation", stacklevel=2)
+        passed = [n for n in passed if n not in set(clash)]
+    if passed:
+        raw = adata[:, passed].X
+        raw = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw, dtype=np.float32)
+        values = np.hstack([np.asarray(values, dtype=np.float32), raw])
+        var = _concat_var(var, _var_rows(adata, passed))
+        order = [n for n in adata.var_names if n in set(var.index)]
+        order += [n for n in var.index if n not in set(order)]
+        index = {n: i for i, n in enumerate(var.index)}
+        values, var = values[:, [index[n] for n in order]], var.loc[order]
+    out = ad.AnnData(X=np.asarray(values, dtype=np.float32), var=var)
+    out.obs_names = [str(c) for c in adata.obs_names]
+    return io.write(out, target, overwrite=True)
+
+
+def _write_combined(model, a1, a2, path: Path) -> Path:
+    """Both inputs' cells in domain 2's space, one h5ad: ``.X`` in domain 2's units (domain-1
+    cells translated), ``.obsm["X_magan"]`` the model's space (transformed and standardised:
+    for neighbours and UMAP), ``.uns["magan"]`` what was done and the verdict."""
+    from magan import io
+    from magan.tl import combine, uns_record
+
+    both = combine(model, a1, a2, space=2, obs_keys=[])
+    both.obsm["X_magan"] = model.embed(both.X, domain=2)
+    record = uns_record(model, domain=2)
+    for key, value in (("channels", model.channels_), ("transforms", model.input_transforms_)):
+        if value is not None:
+            record[key] = {"domain1": value[0], "domain2": value[1]}
+    if model.diagnostics_ is not None:
+        record["verdict"] = model.diagnostics_.verdict
+        record["reasons"] = list(model.diagnostics_.reasons)
+    both.uns["magan"] = _h5ad_safe(record)
+    return io.write(both, path, overwrite=True)
+
+
+def _h5ad_safe(value):
+    """h5ad stores nested dicts of strings and numbers: tuples become lists, None "none"."""
+    if isinstance(value, dict):
+        return {str(k): _h5ad_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_h5ad_safe(v) for v in value]
+    return "none" if value is None else value
 
 
 def _finite_cells(adata):
@@ -91,6 +223,7 @@ def _finite_cells(adata):
 
 def cmd_align(args: argparse.Namespace) -> int:
     from magan import io
+    from magan.cytometry import choose_channels
     from magan.estimator import MAGAN
 
     a1 = io.read(args.x1)
@@ -111,7 +244,9 @@ def cmd_align(args: argparse.Namespace) -> int:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise OutputExistsError(f"outputs exist: {existing}; pass --overwrite or --resume")
-    shared, match = _parse_shared(args.shared, list(a1.var_names), list(a2.var_names))
+    channels = _channel_choice(args, a1, a2)
+    b1, b2 = (choose_channels(a, channels, name=n)[0] for a, n in ((a1, "x1"), (a2, "x2")))
+    shared, match = _parse_shared(args.shared, list(b1.var_names), list(b2.var_names))
     if match is not None and not args.quiet:
         print(f"shared markers matched by name: {len(match)}")
         print(match.table().to_string(index=False))
@@ -135,17 +270,20 @@ def cmd_align(args: argparse.Namespace) -> int:
                         "none": False}[args.standardize],
         "transport_cost": args.transport_cost,
         "transport_warmup": args.transport_warmup,
-        "preprocess1": _preprocess(args.arcsinh1 if args.arcsinh1 is not None else args.arcsinh),
-        "preprocess2": _preprocess(args.arcsinh2 if args.arcsinh2 is not None else args.arcsinh),
+        "preprocess1": _preprocess(args, args.arcsinh1),
+        "preprocess2": _preprocess(args, args.arcsinh2),
     }
     if args.preset == "paper":
         model = MAGAN.paper(**{k: v for k, v in params.items() if v is not None})
     else:
         model = MAGAN(**{k: v for k, v in params.items() if v is not None})
+    if args.no_transform:
+        model.set_params(preprocess1=None, preprocess2=None)
     out.mkdir(parents=True, exist_ok=True)
     fit_kw = {"shared_features": shared, "known_pairs": known,
               "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
-              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite}
+              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite,
+              "channels": channels}
     ensemble = None
     with warnings.catch_warnings():
         if args.quiet:
@@ -175,27 +313,15 @@ def cmd_align(args: argparse.Namespace) -> int:
     if args.drop_nonfinite:  # translations cover the cells that were trained on
         a1, a2 = _finite_cells(a1), _finite_cells(a2)
     model.save(out / "model", overwrite=True)
-    written = [
-        _write_translation(model.transform(a1), list(a1.obs_names), model.feature_names2_,
-                           targets[1], overwrite=True),
-        _write_translation(model.inverse_transform(a2), list(a2.obs_names),
-                           model.feature_names1_, targets[2], overwrite=True),
-    ]
-    # Each domain's measured channels plus the other domain's unshared markers, imputed: the
-    # file a cytometry user opens in FlowJo (imputed channels are marked "(imputed)").
-    for domain, adata, target in ((1, a1, targets[3]), (2, a2, targets[4])):
-        imputed = model.impute(adata, domain=domain)
-        if imputed.shape[1]:
-            measured = model.check_input(adata, domain=domain)
-            values = np.hstack([measured.X, imputed.to_numpy(dtype=np.float32)])
-            names = [*measured.feature_names, *(f"{c} (imputed)" for c in imputed.columns)]
-            written.append(_write_translation(values, list(adata.obs_names), names, target,
-                                              overwrite=True))
+    written = _write_outputs(model, a1, a2, targets[1:5])
+    if suffix == ".fcs" or Path(args.x1).suffix.lower() == ".fcs":
+        written.append(_write_combined(model, a1, a2, out / "aligned.h5ad"))
     if ensemble is not None:
         written += _write_intervals(ensemble, a1, a2, args.interval, targets[5:])
     summary = {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
+        "channels": model.channels_, "transforms": model.input_transforms_,
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
         "diagnostics": None if model.diagnostics_ is None else model.diagnostics_.to_dict(),
     }
@@ -305,10 +431,23 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
 def cmd_markers(args: argparse.Namespace) -> int:
     from magan import io
+    from magan.cytometry import ALIGNED_ROLES, choose_channels
     from magan.preprocessing import match_markers
 
     a1, a2 = io.read(args.x1), io.read(args.x2)
-    match = match_markers(list(a1.var_names), list(a2.var_names))
+    for label, path, adata in (("x1", args.x1, a1), ("x2", args.x2, a2)):
+        if "role" in adata.var:
+            table = adata.var[[c for c in ("channel", "antigen", "role", "role_rule")
+                               if c in adata.var]].copy()
+            table.insert(0, "name", list(adata.var_names))
+            table.insert(4, "aligned", ["yes" if r in ALIGNED_ROLES else "no"
+                                        for r in adata.var["role"]])
+            instrument = adata.uns.get("fcs", {})
+            print(f"{label}: {path} ({instrument.get('instrument', '?')} cytometry: "
+                  f"{instrument.get('instrument_reason', '')})")
+            print(table.to_string(index=False) + "\n")
+    b1, b2 = (choose_channels(a, "auto", name=n)[0] for a, n in ((a1, "x1"), (a2, "x2")))
+    match = match_markers(list(b1.var_names), list(b2.var_names))
     print(match.table().to_string(index=False))
     print(f"\n{len(match)} matched; unmatched in x1: {list(match.unmatched1)}; "
           f"unmatched in x2: {list(match.unmatched2)}")
@@ -410,8 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch manifold augmentation off")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="'paper': the published recipe (batch 100, no input scaling)")
-    p.add_argument("--arcsinh", type=float, help="arcsinh cofactor for both inputs (5 CyTOF, "
-                                                 "150 flow); default: no transform")
+    p.add_argument("--arcsinh", type=float,
+                   help="arcsinh cofactor for both inputs (5 CyTOF, 150 flow); default: from "
+                        "the FCS header (5 mass, 150 flow), none for other files")
+    p.add_argument("--no-transform", action="store_true",
+                   help="no transform (FCS input gets arcsinh 5 mass / 150 flow by default)")
+    p.add_argument("--channels", metavar="A,B,...",
+                   help="align exactly these channels (default: markers and scatter of FCS "
+                        "files, every feature otherwise; see `magan markers`)")
+    p.add_argument("--exclude", metavar="A,B,...",
+                   help="leave these channels out of the default ones")
     p.add_argument("--arcsinh1", type=float, help="arcsinh cofactor for X1 only")
     p.add_argument("--arcsinh2", type=float, help="arcsinh cofactor for X2 only")
     p.add_argument("--steps", type=int, help="training steps")

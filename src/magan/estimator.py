@@ -163,8 +163,11 @@ class MAGAN:
         last ~1/(1 - decay) steps is a free ensemble. Measured on the same panels task with
         transport pairs: 0.615 → 0.638 (0.99) / 0.639 (0.995).
     preprocess1, preprocess2
-        Optional transforms applied before standardisation (e.g. ``Arcsinh(5)`` from
-        ``magan.preprocessing``); inverted on output, stored with the model.
+        Transforms applied before standardisation, inverted on output, stored with the model.
+        ``"auto"`` (default): arcsinh for FCS input (cofactor 5 mass, 150 flow; scatter
+        linear), nothing for other input, with a warning when values look untransformed
+        (:mod:`magan.cytometry`); a :mod:`magan.preprocessing` transform (e.g. ``Arcsinh(5)``);
+        or None.
     standardize
         ``True`` (or ``"features"``): centre each feature per domain and scale it to unit
         variance before training (inverted on output). The original code did not; unscaled
@@ -217,8 +220,8 @@ class MAGAN:
         discriminator_lr: float = 1e-3,
         adam_betas: tuple[float, float] = (0.5, 0.99),
         generator_ema: float | None = 0.995,
-        preprocess1: Transform | None = None,
-        preprocess2: Transform | None = None,
+        preprocess1: Transform | str | None = "auto",
+        preprocess2: Transform | str | None = "auto",
         standardize: bool | str = "global",
         device: str = "auto",
         precision: str = "float32",
@@ -357,8 +360,8 @@ class MAGAN:
                               f"or 'elu'. Got {self.activation!r} instead.")
         for name in ("preprocess1", "preprocess2"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, Transform):
-                raise ConfigError(f"The {name!r} parameter of MAGAN must be a "
+            if value is not None and value != "auto" and not isinstance(value, Transform):
+                raise ConfigError(f"The {name!r} parameter of MAGAN must be 'auto', a "
                                   f"magan.preprocessing.Transform or None. Got {value!r}.")
 
     # ---- fitting -----------------------------------------------------------------------
@@ -378,6 +381,7 @@ class MAGAN:
         drop_nonfinite: bool = False,
         in_memory: bool | None = None,
         diagnose: bool | str = True,
+        channels: str | Sequence[str] = "auto",
     ) -> MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
@@ -418,6 +422,11 @@ class MAGAN:
             "failed", and its ``reasons``). ``"holdout"`` also fits a copy without a quarter
             of the known pairs (at least 4) and scores them (one more fit; this model still
             trains on all pairs). ``False``: ``diagnostics_`` is None.
+        channels
+            Which features are aligned (:func:`magan.cytometry.choose_channels`): ``"auto"``
+            (default) the markers and scatter of an FCS file read by :func:`magan.io.read`
+            (not Time, beads, DNA, barcodes...: ``.var["role"]``), every feature of other
+            input; ``"all"``; or a list of names. Recorded in ``channels_``.
         """
         self._check_params()
         if diagnose not in (True, False, "holdout"):
@@ -430,6 +439,7 @@ class MAGAN:
         if resume and checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir (where the interrupted run "
                               "wrote its checkpoints)")
+        x1, x2, pre1, pre2 = self._choose_channels(x1, x2, channels)
         ooc = (in_memory is False or (in_memory is None and (
             is_out_of_core(x1, layer1) or is_out_of_core(x2, layer2))))
         if ooc and drop_nonfinite:
@@ -473,12 +483,12 @@ class MAGAN:
         self.n_known_pairs_ = len(known)
 
         if ooc:
-            self.preprocessing1_ = self._fit_preprocessing_chunked(self.preprocess1, m1.X, "x1")
-            self.preprocessing2_ = self._fit_preprocessing_chunked(self.preprocess2, m2.X, "x2")
+            self.preprocessing1_ = self._fit_preprocessing_chunked(pre1, m1.X, "x1")
+            self.preprocessing2_ = self._fit_preprocessing_chunked(pre2, m2.X, "x2")
             z1, z2 = m1.X, m2.X  # raw, on the host: the sampler preprocesses each minibatch
         else:
-            self.preprocessing1_ = self._fit_preprocessing(self.preprocess1, m1.X, "x1")
-            self.preprocessing2_ = self._fit_preprocessing(self.preprocess2, m2.X, "x2")
+            self.preprocessing1_ = self._fit_preprocessing(pre1, m1.X, "x1")
+            self.preprocessing2_ = self._fit_preprocessing(pre2, m2.X, "x2")
             z1 = self._forward_preprocess(self.preprocessing1_, m1.X)
             z2 = self._forward_preprocess(self.preprocessing2_, m2.X)
         scaler1, scaler2 = self.preprocessing1_[-1], self.preprocessing2_[-1]
@@ -700,6 +710,24 @@ class MAGAN:
         h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()
 
+    def _choose_channels(self, x1: Any, x2: Any, channels: Any) -> tuple[Any, Any, Any, Any]:
+        """The aligned channels of each domain and their transforms (:mod:`magan.cytometry`),
+        into ``channels_`` and ``input_transforms_``."""
+        from magan.cytometry import check_channel_list, choose_channels, input_transform
+
+        if not isinstance(channels, str):
+            channels = [str(c) for c in channels]
+            names = [[str(n) for n in getattr(x, "var_names", getattr(x, "columns", []))]
+                     for x in (x1, x2)]
+            check_channel_list(channels, *names)
+        x1, record1 = choose_channels(x1, channels, name="x1")
+        x2, record2 = choose_channels(x2, channels, name="x2")
+        pre1, why1 = input_transform(self.preprocess1, x1, name="x1")
+        pre2, why2 = input_transform(self.preprocess2, x2, name="x2")
+        self.channels_ = [record1, record2]
+        self.input_transforms_ = [why1, why2]
+        return x1, x2, pre1, pre2
+
     def _fit_preprocessing(
         self, user: Transform | None, X: np.ndarray, name: str
     ) -> list[Transform]:
@@ -806,6 +834,14 @@ class MAGAN:
         if not hasattr(self, "module_"):
             raise NotFittedError("This MAGAN is not fitted yet; call fit(x1, x2, ...) or "
                                  "MAGAN.load(path) first.")
+
+    def embed(self, x: Any, *, domain: int = 2, layer: str | None = None) -> np.ndarray:
+        """Cells of ``domain`` (its measured features) in the space the networks work in:
+        transformed and standardised. Why: distances there are what the model aligned, so it
+        is the space for neighbours, clustering and UMAP of translated and measured cells."""
+        m = self.check_input(x, domain=domain, layer=layer)
+        steps = self.preprocessing1_ if domain == 1 else self.preprocessing2_
+        return self._forward_preprocess(steps, m.X)
 
     def check_input(self, x: Any, *, domain: int = 1, layer: str | None = None,
                     allow_nonfinite: bool = False) -> Matrix:
@@ -963,6 +999,8 @@ class MAGAN:
             "known_partner_rank": self.known_partner_rank_,
             "n_steps_trained": self.n_steps_trained_,
             "shared_residual": getattr(self, "shared_residual_", 1.0),
+            "channels": getattr(self, "channels_", None),
+            "input_transforms": getattr(self, "input_transforms_", None),
             "preprocessing1": [s.get_state() for s in self.preprocessing1_],
             "preprocessing2": [s.get_state() for s in self.preprocessing2_],
             "weights_sha256": digest,
@@ -1020,6 +1058,8 @@ class MAGAN:
             model.known_partner_rank_ = config.get("known_partner_rank")
             model.n_steps_trained_ = int(config["n_steps_trained"])
             model.shared_residual_ = float(config.get("shared_residual", 1.0))
+            model.channels_ = config.get("channels")  # absent before channel roles existed
+            model.input_transforms_ = config.get("input_transforms")
             model.diagnostics_ = None  # absent before magan diagnosed its fits
             if config.get("diagnostics") is not None:
                 from magan.diagnostics import Diagnostics

@@ -18,7 +18,10 @@ Marker names in FCS files (the rule ``marker_names`` switches):
 * ``"antigen"``: always ``$PnS``; a channel without one is an error naming it.
 
 Both names are kept in ``.var["channel"]`` and ``.var["antigen"]`` (empty string when absent),
-with ``$PnR`` in ``.var["range"]``. Names that collide under the rule are made unique by adding
+with ``$PnR`` in ``.var["range"]``, each channel's role (marker, scatter, time, bead, ...: see
+:mod:`magan.channels`) in ``.var["role"]`` and the rule that gave it in ``.var["role_rule"]``,
+and mass or flow cytometry (and why) in ``.uns["fcs"]["instrument"]`` /
+``["instrument_reason"]``. Names that collide under the rule are made unique by adding
 the channel, ``"CD3 (Er170Di)"``, with a warning. Values are the stored channel values, as
 flowCore reads them: log-amplified integer data are linearised (``$PnE``), but ``$PnG`` gain and
 ``$TIMESTEP`` are not applied and nothing is compensated unless ``compensate=True``.
@@ -49,6 +52,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from magan.channels import assign_roles, instrument
 from magan.errors import ConfigError, DataError, FileFormatError, MaganError, OutputExistsError
 
 __all__ = [
@@ -510,6 +514,10 @@ def _read_fcs(path: Path, marker_names: MarkerRule, compensate: bool) -> ad.AnnD
     pns = [str(ch["pns"]).strip() for ch in channels]
     var = _marker_var(pnn, pns, marker_names, path)
     var["range"] = np.array([float(ch["pnr"]) for ch in channels])
+    roles = assign_roles(pnn, pns)
+    var["role"] = roles["role"].to_numpy()
+    var["role_rule"] = roles["rule"].to_numpy()
+    kind, why = instrument(pnn, pns, text)
 
     uns: dict[str, Any] = {}
     spill = _parse_spill(text, pnn, path)
@@ -531,7 +539,8 @@ def _read_fcs(path: Path, marker_names: MarkerRule, compensate: bool) -> ad.AnnD
             f"{path}: compensate=True but the file has no $SPILLOVER/$SPILL keyword; it may be "
             "compensated already, or its matrix is kept elsewhere"
         )
-    uns["fcs"] = {"file": path.name, "version": str(fcs.version)}
+    uns["fcs"] = {"file": path.name, "version": str(fcs.version), "instrument": kind,
+                  "instrument_reason": why}
     return ad.AnnData(
         X=X.astype(np.float32), obs=pd.DataFrame(index=_range_index(n_tot)), var=var, uns=uns
     )

@@ -1,0 +1,163 @@
+"""Which channels of a cytometry file are aligned, and how they are transformed first.
+
+Why here, between reading (:mod:`magan.io`) and the estimator: an FCS file read by
+:func:`magan.io.read` carries each channel's role (``.var["role"]``, see
+:mod:`magan.channels`) and the instrument (``.uns["fcs"]["instrument"]``), and both
+``MAGAN.fit`` and the CLI must make the same two choices from them:
+
+* **Channels.** Only ``ALIGNED_ROLES`` are aligned: markers, and scatter (cell size and
+  granularity, which flow gates use). Time, event length, DNA, viability, beads, barcodes and
+  unlabelled channels describe the acquisition, not the cell's phenotype; the CLI passes them
+  through its outputs unchanged. ``channels="all"`` or a list of names overrides.
+* **Transform.** ``preprocess="auto"``: for FCS input, arcsinh with the instrument's cofactor
+  (:data:`magan.channels.DEFAULT_COFACTOR`: 5 mass cytometry, 150 flow fluorescence) on every
+  aligned channel except scatter, which is divided by its ``$PnR`` range (linear). For arrays,
+  tables and h5ad, no transform; a warning names the columns whose values look untransformed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from magan.channels import DEFAULT_COFACTOR
+from magan.errors import ConfigError, DataError
+from magan.preprocessing import ChannelTransform, Transform
+
+__all__ = [
+    "ALIGNED_ROLES",
+    "check_channel_list",
+    "choose_channels",
+    "input_transform",
+    "untransformed_columns",
+]
+
+ALIGNED_ROLES = ("marker", "scatter")
+# "Looks untransformed": a column whose 99th percentile of |x| is above this (arcsinh/log data
+# stay below ~15) and whose values are right-skewed (mean above twice the median of |x|).
+RAW_QUANTILE = 0.99
+RAW_LEVEL = 100.0
+
+
+def _roles(x: Any) -> Any:
+    if not hasattr(x, "var_names"):  # an AnnData's .var, not a DataFrame's .var() method
+        return None
+    return x.var["role"] if "role" in x.var else None
+
+
+def choose_channels(x: Any, channels: str | Sequence[str] = "auto", *,
+                    name: str = "x") -> tuple[Any, dict[str, Any]]:
+    """``x`` restricted to the channels to align, and a record of the choice.
+
+    ``channels``: ``"auto"`` (the ``ALIGNED_ROLES`` of an FCS-read AnnData; everything for
+    other input), ``"all"``, or a list of names (each domain keeps those it has; a domain left
+    with none is an error). The record: ``{"aligned": [...], "passed_through": {name: role},
+    "rule": sentence}``, JSON-able, saved with the model.
+    """
+    names = _feature_names(x)
+    roles = _roles(x)
+    if isinstance(channels, str):
+        if channels not in ("auto", "all"):
+            raise ConfigError(f"channels must be 'auto', 'all' or a list of names; got "
+                              f"{channels!r}")
+        if channels == "all" or roles is None:
+            rule = "all features" if roles is None else "channels='all'"
+            return x, {"aligned": names, "passed_through": {}, "rule": rule}
+        keep = [n for n, r in zip(names, roles, strict=True) if r in ALIGNED_ROLES]
+        rule = "channel roles: " + " and ".join(ALIGNED_ROLES) + " are aligned"
+    else:
+        wanted = [str(c) for c in channels]
+        if names is None:
+            raise DataError(f"{name} has no feature names, so channels= cannot pick by name")
+        keep = [n for n in names if n in set(wanted)]
+        rule = "channels= given"
+    if not keep:
+        raise DataError(f"{name}: no channel to align ({rule}); its channels are {names[:20]}; "
+                        "pass channels='all' or a list of names")
+    role_of = dict(zip(names, roles, strict=True)) if roles is not None else {}
+    passed = {n: str(role_of.get(n, "excluded")) for n in names if n not in set(keep)}
+    subset = x if len(keep) == len(names) else _columns(x, keep)
+    return subset, {"aligned": keep, "passed_through": passed, "rule": rule}
+
+
+def check_channel_list(channels: Sequence[str], names1: Sequence[str],
+                       names2: Sequence[str]) -> None:
+    """A name in ``channels`` that neither domain has is a typo: say so."""
+    unknown = [c for c in channels if c not in set(names1) | set(names2)]
+    if unknown:
+        raise DataError(f"channels {unknown} are in neither input; x1 has {list(names1)[:20]}, "
+                        f"x2 has {list(names2)[:20]}")
+
+
+def _feature_names(x: Any) -> list[str] | None:
+    if hasattr(x, "var_names"):
+        return [str(n) for n in x.var_names]
+    if hasattr(x, "columns"):
+        return [str(c) for c in x.columns]
+    return None
+
+
+def _columns(x: Any, keep: list[str]) -> Any:
+    if hasattr(x, "var_names"):
+        return x[:, keep]
+    return x[keep]
+
+
+def input_transform(preprocess: Any, x: Any, *, name: str = "x") -> tuple[Transform | None,
+                                                                           str]:
+    """Resolve ``preprocess`` (``"auto"``, a Transform or None) for the aligned channels of
+    ``x``; returns the transform and a sentence saying what was chosen and why."""
+    if preprocess is None:
+        return None, "no transform (preprocess=None)"
+    if isinstance(preprocess, Transform):
+        return preprocess, f"{type(preprocess).__name__} (given)"
+    if preprocess != "auto":
+        raise ConfigError(f"preprocess must be 'auto', a magan.preprocessing.Transform or None; "
+                          f"got {preprocess!r}")
+    fcs = x.uns.get("fcs", {}) if hasattr(x, "var_names") and hasattr(x, "uns") else {}
+    kind = fcs.get("instrument") if isinstance(fcs, dict) else None
+    roles = _roles(x)
+    if kind in DEFAULT_COFACTOR and roles is not None:
+        return _fcs_transform(x, kind, str(fcs.get("instrument_reason", "")))
+    raw = untransformed_columns(x)
+    if raw:
+        warnings.warn(f"{name}: columns {raw[:8]}{' ...' if len(raw) > 8 else ''} look "
+                      "untransformed (large, right-skewed values); cytometry intensities "
+                      "usually need arcsinh (preprocess1=magan.preprocessing.Arcsinh(5) for "
+                      "CyTOF, 150 for flow; CLI --arcsinh) and counts a log", stacklevel=3)
+    return None, "no transform (not an FCS file)"
+
+
+def _fcs_transform(x: Any, kind: str, reason: str) -> tuple[Transform, str]:
+    cofactor = DEFAULT_COFACTOR[kind]
+    roles = [str(r) for r in x.var["role"]]
+    ranges = (np.asarray(x.var["range"], dtype=np.float64) if "range" in x.var
+              else np.ones(len(roles)))
+    kinds = ["linear" if r == "scatter" else "arcsinh" for r in roles]
+    scales = [float(rg) if k == "linear" and np.isfinite(rg) and rg > 0 else
+              (1.0 if k == "linear" else cofactor) for k, rg in zip(kinds, ranges, strict=True)]
+    n_lin = kinds.count("linear")
+    what = f"arcsinh, cofactor {cofactor:g} ({kind} cytometry: {reason})"
+    if n_lin:
+        what += f"; {n_lin} scatter channels linear (divided by their $PnR range)"
+    return ChannelTransform(kinds, scales), what
+
+
+def untransformed_columns(x: Any) -> list[str]:
+    """Names (or indices) of columns whose values look like raw intensities or counts."""
+    X = getattr(x, "X", x)
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(getattr(X, "values", X), dtype=np.float64)
+    if X.ndim != 2 or not len(X):
+        return []
+    sample = X[np.linspace(0, len(X) - 1, min(len(X), 5000)).astype(int)]
+    a = np.abs(sample)
+    with np.errstate(invalid="ignore"):
+        high = np.nanquantile(a, RAW_QUANTILE, axis=0) > RAW_LEVEL
+        skewed = np.nanmean(a, axis=0) > 2.0 * np.nanmedian(a, axis=0)
+    names = _feature_names(x) or [str(j) for j in range(X.shape[1])]
+    return [n for n, bad in zip(names, high & skewed, strict=True) if bad]
