@@ -173,7 +173,11 @@ def _write_with_passthrough(model, adata, domain: int, values, var, target: Path
         raw = adata[:, passed].X
         raw = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw, dtype=np.float32)
         values = np.hstack([np.asarray(values, dtype=np.float32), raw])
-        var = _concat_var(var, _var_rows(adata, passed))
+        own = _var_rows(adata, passed)
+        if "channel" in own and "channel" in var:  # e.g. Nd142Di unlabelled here, CD19 there
+            taken = set(var["channel"])
+            own["channel"] = [f"{c}_x{domain}" if c in taken else c for c in own["channel"]]
+        var = _concat_var(var, own)
         order = [n for n in adata.var_names if n in set(var.index)]
         order += [n for n in var.index if n not in set(order)]
         index = {n: i for i, n in enumerate(var.index)}
@@ -222,12 +226,15 @@ def _finite_cells(adata):
 
 
 def cmd_align(args: argparse.Namespace) -> int:
+    clock = _Stopwatch()
     from magan import io
     from magan.cytometry import choose_channels
     from magan.estimator import MAGAN
 
+    clock.lap("import (torch, magan)")
     a1 = io.read(args.x1)
     a2 = io.read(args.x2)
+    clock.lap("read inputs")
     out = Path(args.out)
     suffix = _output_suffix(Path(args.x1), args.format)
     targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}",
@@ -307,6 +314,7 @@ def cmd_align(args: argparse.Namespace) -> int:
                                      diagnose=bool(diagnose)).members_[0]
     from magan.distributed import barrier, is_main_process
 
+    clock.lap("fit (training and self-diagnosis)")
     if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
         barrier()
         return 0
@@ -330,18 +338,43 @@ def cmd_align(args: argparse.Namespace) -> int:
     if args.known_pairs:
         inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
     io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
+    clock.lap("translate and write outputs")
     if args.report:
         _report(out, overwrite=True)
+        clock.lap("report")
     if not args.quiet:
         print(f"model: {out / 'model'}")
         for path in written:
             print(f"wrote {path}")
     barrier()
+    if args.verbose:
+        print(clock.table())
     _print_verdict(model.diagnostics_, quiet=args.quiet)
     if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
         raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
                                    f"outputs in {out} were written but should not be used")
     return 0
+
+
+class _Stopwatch:
+    """Wall time per stage of a command, for ``--verbose`` (where did the minute go?)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._start = self._now()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.laps.append((stage, now - self._last))
+        self._last = now
+
+    def table(self) -> str:
+        rows = [f"  {stage:<36} {sec:7.1f} s" for stage, sec in self.laps]
+        total = f"  {'total':<36} {self._now() - self._start:7.1f} s"
+        return "\n".join(["time per stage:", *rows, total])
 
 
 def _diagnose_mode(option: str | None, known) -> bool | str:
@@ -603,6 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit with status 3 (after writing the outputs) when the verdict is "
                         "'failed'")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.add_argument("--verbose", action="store_true", help="print the wall time of each stage")
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("transform", help="translate cells with a saved model")

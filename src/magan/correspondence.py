@@ -214,6 +214,9 @@ def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return d.clamp_min(0.0)
 
 
+_KERNEL_FLOOR = -600.0  # exp(-600) ~ 1e-261: far from float64's underflow at ~1e-308
+
+
 def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tensor:
     """Entropic optimal transport plan between two uniform minibatches (log-domain Sinkhorn).
 
@@ -221,11 +224,26 @@ def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tens
     the plan sums to 1, each column to 1/len(columns) exactly and each row to 1/len(rows) up
     to the convergence reached in ``n_iter`` iterations (measured on 256 x 256 Gaussian
     minibatches, 50 iterations: rows within 0.2% at epsilon 0.05, 2.4% at 0.02, 12% at 0.01,
-    which is soft enough for pseudo-pairs). Log-domain updates stay finite for small
-    ``epsilon``, where the plain kernel underflows.
+    which is soft enough for pseudo-pairs).
+
+    Why two paths: the kernel exp(-C/eps), shifted by each row's maximum and held in float64,
+    turns each iteration into two matrix-vector products, 6x faster than log-domain
+    log-sum-exps on a CPU (1.5 vs 8.7 ms at 128 x 128, 50 iterations) and equal to them within
+    1e-8; it is used unless some column underflows even in float64 (a cell more than ~700
+    epsilons farther from every other-domain cell than their nearest), where the log-domain
+    updates, which stay finite for any ``epsilon``, take over.
     """
     n, m = cost.shape
     scaled = -cost / (epsilon * cost.mean().clamp_min(1e-12))
+    shifted = scaled.double() - scaled.double().max(dim=1, keepdim=True).values
+    if bool((shifted.max(dim=0).values > _KERNEL_FLOOR).all()):
+        kernel = torch.exp(shifted)
+        u = torch.full((n,), 1.0 / n, dtype=kernel.dtype, device=kernel.device)
+        v = torch.ones(m, dtype=kernel.dtype, device=kernel.device)
+        for _ in range(n_iter):
+            u = (1.0 / n) / (kernel @ v)
+            v = (1.0 / m) / (kernel.T @ u)
+        return (u[:, None] * kernel * v[None, :]).to(cost.dtype)
     log_a = torch.full((n,), -float(np.log(n)), dtype=cost.dtype, device=cost.device)
     log_b = torch.full((m,), -float(np.log(m)), dtype=cost.dtype, device=cost.device)
     u = torch.zeros_like(log_a)

@@ -11,8 +11,10 @@ Why here, between reading (:mod:`magan.io`) and the estimator: an FCS file read 
   through its outputs unchanged. ``channels="all"`` or a list of names overrides.
 * **Transform.** ``preprocess="auto"``: for FCS input, arcsinh with the instrument's cofactor
   (:data:`magan.channels.DEFAULT_COFACTOR`: 5 mass cytometry, 150 flow fluorescence) on every
-  aligned channel except scatter, which is divided by its ``$PnR`` range (linear). For arrays,
-  tables and h5ad, no transform; a warning names the columns whose values look untransformed.
+  aligned channel except scatter, which is divided by its ``$PnR`` range (linear), unless the
+  values are all small already (transformed, e.g. an h5ad saved after arcsinh that kept the FCS
+  metadata: then none, with a warning). For arrays, tables and other h5ad, no transform; a
+  warning names the columns whose values look untransformed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ ALIGNED_ROLES = ("marker", "scatter")
 # stay below ~15) and whose values are right-skewed (mean above twice the median of |x|).
 RAW_QUANTILE = 0.99
 RAW_LEVEL = 100.0
+# FCS channels whose 99th percentiles are all below this were transformed already (arcsinh(x/5)
+# of a 10^6 count is 12.9), e.g. an h5ad saved after arcsinh that kept the FCS metadata.
+TRANSFORMED_LEVEL = 20.0
 
 
 def _roles(x: Any) -> Any:
@@ -121,6 +126,11 @@ def input_transform(preprocess: Any, x: Any, *, name: str = "x") -> tuple[Transf
     kind = fcs.get("instrument") if isinstance(fcs, dict) else None
     roles = _roles(x)
     if kind in DEFAULT_COFACTOR and roles is not None:
+        if _looks_transformed(x):
+            warnings.warn(f"{name}: an FCS file's channels, but every value is already below "
+                          f"{TRANSFORMED_LEVEL:g} (transformed already?): no transform "
+                          "applied; pass preprocess explicitly if that is wrong", stacklevel=3)
+            return None, "no transform (FCS channels, but the values look transformed already)"
         return _fcs_transform(x, kind, str(fcs.get("instrument_reason", "")))
     raw = untransformed_columns(x)
     if raw:
@@ -146,18 +156,32 @@ def _fcs_transform(x: Any, kind: str, reason: str) -> tuple[Transform, str]:
     return ChannelTransform(kinds, scales), what
 
 
-def untransformed_columns(x: Any) -> list[str]:
-    """Names (or indices) of columns whose values look like raw intensities or counts."""
+def _sample(x: Any) -> np.ndarray:
+    """|values| of at most 5,000 evenly spaced cells, float64 (enough for quantiles)."""
     X = getattr(x, "X", x)
     if hasattr(X, "toarray"):
         X = X.toarray()
     X = np.asarray(getattr(X, "values", X), dtype=np.float64)
     if X.ndim != 2 or not len(X):
-        return []
-    sample = X[np.linspace(0, len(X) - 1, min(len(X), 5000)).astype(int)]
-    a = np.abs(sample)
+        return np.zeros((0, X.shape[-1] if X.ndim == 2 else 0))
+    return np.abs(X[np.linspace(0, len(X) - 1, min(len(X), 5000)).astype(int)])
+
+
+def _looks_transformed(x: Any) -> bool:
+    a = _sample(x)
     with np.errstate(invalid="ignore"):
-        high = np.nanquantile(a, RAW_QUANTILE, axis=0) > RAW_LEVEL
-        skewed = np.nanmean(a, axis=0) > 2.0 * np.nanmedian(a, axis=0)
-    names = _feature_names(x) or [str(j) for j in range(X.shape[1])]
-    return [n for n, bad in zip(names, high & skewed, strict=True) if bad]
+        return bool(len(a)) and bool(
+            (np.nanquantile(a, RAW_QUANTILE, axis=0) < TRANSFORMED_LEVEL).all())
+
+
+def untransformed_columns(x: Any) -> list[str]:
+    """Names (or indices) of columns whose values look like raw intensities or counts: a 99th
+    percentile above ``RAW_LEVEL`` and more than 3 times the median (a heavy right tail)."""
+    a = _sample(x)
+    if not len(a):
+        return []
+    with np.errstate(invalid="ignore"):
+        q = np.nanquantile(a, RAW_QUANTILE, axis=0)
+        bad = (q > RAW_LEVEL) & (q > 3.0 * np.nanmedian(a, axis=0))
+    names = _feature_names(x) or [str(j) for j in range(a.shape[1])]
+    return [n for n, b in zip(names, bad, strict=True) if b]

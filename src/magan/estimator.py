@@ -965,8 +965,8 @@ class MAGAN:
     # ---- persistence -------------------------------------------------------------------
     def _params_json(self) -> dict[str, Any]:
         params = self.get_params()
-        for name in ("preprocess1", "preprocess2"):
-            params[name] = None  # fitted preprocessing is stored separately, as state
+        for name in ("preprocess1", "preprocess2"):  # a fitted one is stored as state
+            params[name] = "auto" if params[name] == "auto" else None
         params["generator_widths"] = list(params["generator_widths"])
         params["discriminator_widths"] = list(params["discriminator_widths"])
         params["adam_betas"] = list(params["adam_betas"])
