@@ -526,7 +526,7 @@ def _run_method(method: str, p: Problem, seed: int, quick: bool,
         verdict, diag = _diagnostics(model)
         views = Views(np.asarray(model.transform(p.x1)), a2,
                       np.asarray(model.inverse_transform(p.x2)))
-        return views, {"n_steps": model.n_steps, "verdict": verdict, "diagnostics": diag}
+        return views, {"n_steps": model.n_steps_, "verdict": verdict, "diagnostics": diag}
     if method == "no_alignment":
         if p.same_features:
             return Views(a1, a2, a2), {}

@@ -18,6 +18,7 @@ CLI a user types, defaults unless ``--steps``) and prints one JSON line:
   half's gates, in the model's space of domain 2 (``aligned.h5ad`` ``.obsm["X_magan"]``),
   applied to the first half translated by G12, against the same classifier applied to the
   first half untranslated (doing nothing: domain 2's preprocessing on its raw values).
+* ``large``: the cytonorm pair resampled to 100,000 cells per file: wall time per stage.
 """
 
 from __future__ import annotations
@@ -93,6 +94,26 @@ def cytonorm(data: Path, tmp: Path, steps: int | None, shuffle: bool) -> dict:
             "median_marker_r": med, "worst_marker_r": worst}
 
 
+def large(data: Path, tmp: Path, steps: int | None, n_cells: int = 100_000) -> dict:
+    """The cytonorm pair resampled to ``n_cells`` per file (cells drawn with replacement, each
+    marker jittered by 5% multiplicative noise so no two rows repeat): the CLI's wall time."""
+    folder = data / "cytonorm_gates"
+    paths = []
+    for k, name in enumerate(("Gates_PTLG021_Unstim_Control_1.fcs",
+                              "Gates_PTLG034_Unstim_Control_1.fcs")):
+        a = io.read(folder / name)
+        rng = np.random.default_rng(k)
+        big = a[rng.integers(a.n_obs, size=n_cells)].copy()
+        X = np.asarray(big.X, dtype=np.float64)
+        markers = big.var["role"].to_numpy() == "marker"
+        X[:, markers] *= rng.lognormal(0.0, 0.05, size=(n_cells, int(markers.sum())))
+        big.X = X.astype(np.float32)
+        paths.append(tmp / f"large{k + 1}.fcs")
+        io.write(big, paths[-1], overwrite=True)
+    run, stages, total = run_cli(paths[0], paths[1], tmp / "large", steps)
+    return {"task": "large", "n_cells": n_cells, **summary(run, stages, total)}
+
+
 def flow(data: Path, tmp: Path, steps: int | None, seed: int = 0) -> dict:
     path = data / "flowsom_68983" / "68983.fcs"
     full = io.read(path)
@@ -135,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="folder for the runs (default: a temp dir)")
     ap.add_argument("--steps", type=int, default=None, help="default: the CLI's default")
-    ap.add_argument("--tasks", nargs="+", default=["cytonorm", "shuffled", "flow"])
+    ap.add_argument("--tasks", nargs="+", default=["cytonorm", "shuffled", "flow", "large"])
     args = ap.parse_args()
     data = find_shared_data(required=True)
     tmp = Path(args.out or tempfile.mkdtemp(prefix="magan_fcs_"))
@@ -143,6 +164,8 @@ def main() -> None:
     for task in args.tasks:
         if task == "flow":
             row = flow(data, tmp, args.steps)
+        elif task == "large":
+            row = large(data, tmp, args.steps)
         else:
             row = cytonorm(data, tmp, args.steps, shuffle=task == "shuffled")
         row["machine"] = f"{platform.machine()}, {platform.python_version()}"

@@ -267,3 +267,20 @@ def test_a_shared_feature_constant_in_one_domain_is_left_out_of_the_loss(toy_dat
     y = model.transform(x1)
     assert np.abs(y).max() < 100  # not a millionfold copy of x1[:, 3]
     assert model.diagnostics_["cycle"].value["max"] < 10
+
+
+def test_auto_steps_scale_with_the_larger_domain_within_bounds(toy_data, fast_params):
+    """n_steps="auto": ~100 passes over the larger domain, clipped to 1,000-3,000 steps; an
+    explicit count is used as given and recorded in n_steps_."""
+    from magan.estimator import AUTO_PASSES, AUTO_STEPS
+
+    auto = MAGAN()
+    assert auto.get_params()["n_steps"] == "auto"
+    assert auto._steps_for(200, 100) == AUTO_STEPS[0]  # small data: the floor
+    assert auto._steps_for(2000, 300) == int(np.ceil(AUTO_PASSES * 2000 / auto.batch_size))
+    assert auto._steps_for(300, 10**6) == AUTO_STEPS[1]  # large data: the former default
+    assert MAGAN(batch_size=64)._steps_for(1000, 10) == int(np.ceil(AUTO_PASSES * 1000 / 64))
+    model = MAGAN(**fast_params).fit(*toy_data[:2], shared_features=[(0, 0)], diagnose=False)
+    assert model.n_steps_ == fast_params["n_steps"] == model.n_steps_trained_
+    with pytest.raises(ConfigError, match="n_steps"):
+        MAGAN(n_steps="fast").fit(*toy_data[:2])

@@ -240,9 +240,9 @@ def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tens
         kernel = torch.exp(shifted)
         u = torch.full((n,), 1.0 / n, dtype=kernel.dtype, device=kernel.device)
         v = torch.ones(m, dtype=kernel.dtype, device=kernel.device)
-        for _ in range(n_iter):
-            u = (1.0 / n) / (kernel @ v)
-            v = (1.0 / m) / (kernel.T @ u)
+        for _ in range(n_iter):  # in place: Python-level tensor ops cost as much as the maths
+            u = torch.mv(kernel, v).reciprocal_().mul_(1.0 / n)
+            v = torch.mv(kernel.T, u).reciprocal_().mul_(1.0 / m)
         return (u[:, None] * kernel * v[None, :]).to(cost.dtype)
     log_a = torch.full((n,), -float(np.log(n)), dtype=cost.dtype, device=cost.device)
     log_b = torch.full((m,), -float(np.log(m)), dtype=cost.dtype, device=cost.device)

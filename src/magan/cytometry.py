@@ -161,7 +161,10 @@ def _sample(x: Any) -> np.ndarray:
     X = getattr(x, "X", x)
     if hasattr(X, "toarray"):
         X = X.toarray()
-    X = np.asarray(getattr(X, "values", X), dtype=np.float64)
+    try:
+        X = np.asarray(getattr(X, "values", X), dtype=np.float64)
+    except (TypeError, ValueError):  # not numbers: as_matrix, which runs next, names why
+        return np.zeros((0, 0))
     if X.ndim != 2 or not len(X):
         return np.zeros((0, X.shape[-1] if X.ndim == 2 else 0))
     return np.abs(X[np.linspace(0, len(X) - 1, min(len(X), 5000)).astype(int)])
