@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "alignment",
+    "cell_labels",
     "embedding",
     "loss_curves",
     "marker_scatter",
@@ -199,8 +200,9 @@ def _subsample(n: int, max_cells: int | None, rng: np.random.Generator) -> np.nd
     return np.sort(rng.choice(n, size=max_cells, replace=False))
 
 
-def _labels(labels: Any, x: Any, n: int, name: str) -> np.ndarray | None:
-    """Labels given as an array, or as the name of an ``obs`` column of AnnData ``x``."""
+def cell_labels(labels: Any, x: Any, n: int, name: str) -> np.ndarray | None:
+    """Labels given as an array, or as the name of an ``obs`` column of AnnData ``x``
+    (``name`` is the argument's, for the error); one per cell of ``n``, else DataError."""
     if labels is None:
         return None
     if isinstance(labels, str):
@@ -222,8 +224,8 @@ class _Layout:
         rng = np.random.default_rng(seed)
         X1 = domain_matrix(model, x1, domain=1)
         X2 = domain_matrix(model, x2, domain=2)
-        l1 = _labels(labels1, x1, len(X1), "labels1")
-        l2 = _labels(labels2, x2, len(X2), "labels2")
+        l1 = cell_labels(labels1, x1, len(X1), "labels1")
+        l2 = cell_labels(labels2, x2, len(X2), "labels2")
         i1, i2 = _subsample(len(X1), max_cells, rng), _subsample(len(X2), max_cells, rng)
         X1, X2 = X1[i1], X2[i2]
         self.labels1 = None if l1 is None else l1[i1]

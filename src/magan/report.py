@@ -245,21 +245,6 @@ class _Cells:
     pairs: np.ndarray | None  # resolved known pairs, (row in X1, row in X2)
 
 
-def _label_array(labels: Any, x: Any, n: int, name: str) -> np.ndarray | None:
-    """Labels as an array, or the ``obs`` column of AnnData ``x`` that ``labels`` names."""
-    if labels is None:
-        return None
-    if isinstance(labels, str):
-        obs = getattr(x, "obs", None)
-        if obs is None or labels not in obs:
-            raise DataError(f"{name}={labels!r} names an obs column, but x has none of that name")
-        labels = obs[labels]
-    arr = np.asarray(labels)
-    if arr.shape != (n,):
-        raise DataError(f"{name} has shape {arr.shape}; expected one label per cell ({n},)")
-    return arr
-
-
 def _rows(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= MAX_CELLS else np.sort(rng.choice(n, MAX_CELLS, replace=False))
 
@@ -295,8 +280,10 @@ def _read_cells(model: MAGAN, x1: Any, x2: Any, labels1: Any, labels2: Any,
     r1, r2 = _rows(len(X1), rng), _rows(len(X2), rng)
     S1, S2 = np.asarray(X1[r1]), np.asarray(X2[r2])
     T1, U2 = model.transform(S1), model.inverse_transform(S2)
-    l1 = _label_array(labels1, x1, len(X1), "labels1")
-    l2 = _label_array(labels2, x2, len(X2), "labels2")
+    from magan.plots import cell_labels
+
+    l1 = cell_labels(labels1, x1, len(X1), "labels1")
+    l2 = cell_labels(labels2, x2, len(X2), "labels2")
     if l1 is not None and l2 is not None:
         lab1, lab2, k = l1[r1], l2[r2], 0
     else:
