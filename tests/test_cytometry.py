@@ -393,6 +393,23 @@ def test_cli_align_passes_channels_through(align_run, fcs_pair):
         np.testing.assert_allclose(z[:, name].X, a2[:, name].X, rtol=1e-6, err_msg=name)
 
 
+def test_cli_fcs_outputs_read_in_flowkit_with_the_inputs_channel_names(align_run, fcs_pair):
+    """The files a cytometry user opens elsewhere: FlowKit reads each output with the input's
+    $PnN and $PnS, and the passed-through channels' raw values."""
+    import flowkit
+
+    _, out = align_run
+    for name, source in (("x1_in_domain2.fcs", fcs_pair[0]), ("x2_in_domain1.fcs", fcs_pair[1])):
+        written, given = flowkit.Sample(out / name), flowkit.Sample(source)
+        assert written.pnn_labels == given.pnn_labels
+        assert written.pns_labels == given.pns_labels
+        assert written.event_count == given.event_count
+        raw_w = written.as_dataframe(source="raw")
+        raw_g = given.as_dataframe(source="raw")
+        np.testing.assert_allclose(raw_w[("Time", "")].to_numpy(), raw_g[("Time", "")].to_numpy(),
+                                   rtol=1e-6)
+
+
 def test_cli_align_writes_aligned_h5ad_and_run_json(align_run):
     _, out = align_run
     both = ad.read_h5ad(out / "aligned.h5ad")
