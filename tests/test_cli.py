@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -169,13 +170,21 @@ def test_align_real_fcs_files_writes_fcs(tmp_path, shared_data):
 
     fcs = sorted((shared_data / "cytonorm_gates").glob("*.fcs"))[:2]
     out = tmp_path / "run"
-    assert main(["align", str(fcs[0]), str(fcs[1]), "--out", str(out), "--arcsinh", "5",
-                 *FAST]) == 0
+    assert main(["align", str(fcs[0]), str(fcs[1]), "--out", str(out), *FAST]) == 0
     translated = io.read(out / "x1_in_domain2.fcs")
     original = io.read(fcs[0])
     assert translated.n_obs == original.n_obs
-    assert list(translated.var_names) == list(io.read(fcs[1]).var_names)
+    assert list(translated.var_names) == list(original.var_names)  # every channel, in order
     assert np.isfinite(translated.X).all()
+    # By default: the 37 markers aligned, arcsinh 5 chosen from $CYT, the rest passed through.
+    run = json.loads((out / "run.json").read_text())
+    channels = pd.read_csv(shared_data / "cytonorm_gates" / "channels.csv")
+    markers = set(channels.loc[channels["used_in_cytonorm"], "pnn"])
+    aligned = set(original.var.loc[run["channels"][0]["aligned"], "channel"])
+    assert aligned == markers
+    assert all("cofactor 5" in t and "CYTOF" in t for t in run["transforms"])
+    for name in ("Time", "DNA1", "BC1", "beadDist"):
+        np.testing.assert_allclose(translated[:, name].X, original[:, name].X, rtol=1e-6)
 
 
 def test_experiment_options_reach_the_runner(tmp_path, monkeypatch, capsys):

@@ -1,9 +1,10 @@
 """The paper's first experiment: three Gaussian clusters per domain, one shared coordinate.
 
 MAGAN must map every domain-1 cluster to the domain-2 cluster whose shared coordinate is closest
-(cluster k → cluster k here) in at least 9 of 10 seeds. The plain GAN (same networks, no
-correspondence) is run too and its mappings are printed: any permutation satisfies its losses,
-which is the paper's point, so its result is shown rather than asserted.
+(cluster k → cluster k here) in at least 9 of 10 seeds. The plain GAN's failure is the paper's
+point but not a property a test can pin (any permutation satisfies its losses, the right one
+included): its mappings are in RESULTS.md (`magan experiment gaussians`), and
+tests/test_diagnostics.py asserts that its self-diagnosis is never "good".
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from magan.datasets import GAUSSIAN_CENTRES2, three_gaussians
 SEEDS = range(10)
 # The cluster mapping is what this file tests; the self-diagnosis (tested in
 # test_diagnostics.py, also on these Gaussians) is skipped here (this file: 568 s with it,
-# 565 s without, so the fits themselves are the cost).
+# 565 s without, so the fits themselves are the cost; the plain GAN's 10 unasserted fits,
+# about 40% of it, went to RESULTS.md).
 # Smaller networks than the paper's (which need ~30 ms/step on 2 cores); same algorithm.
 PARAMS = {
     "generator_widths": (64, 32),
@@ -36,22 +38,17 @@ def cluster_map(model: MAGAN, x1: np.ndarray, labels1: np.ndarray) -> list[int]:
 
 
 @pytest.mark.slow
-def test_magan_maps_each_cluster_to_its_nearest_counterpart_plain_gan_shown():
+def test_magan_maps_each_cluster_to_its_nearest_counterpart():
     data = three_gaussians(n_per_cluster=1000, seed=0)
     expected = [data.expected[k] for k in range(3)]
     assert expected == [0, 1, 2]
-    magan_maps, plain_maps = [], []
-    for seed in SEEDS:
-        magan = MAGAN(seed=seed, **PARAMS).fit(data.x1, data.x2, shared_features=[(0, 0)],
-                                               diagnose=False)
-        magan_maps.append(cluster_map(magan, data.x1, data.labels1))
-        plain = MAGAN.plain_gan(seed=seed, **PARAMS).fit(data.x1, data.x2, diagnose=False)
-        plain_maps.append(cluster_map(plain, data.x1, data.labels1))
-    magan_right = sum(m == expected for m in magan_maps)
-    plain_right = sum(m == expected for m in plain_maps)
-    print(f"\nMAGAN mappings: {magan_maps} -> {magan_right}/10 right")
-    print(f"plain GAN mappings: {plain_maps} -> {plain_right}/10 right")
-    assert magan_right >= 9, magan_maps
+    maps = [cluster_map(MAGAN(seed=seed, **PARAMS).fit(data.x1, data.x2,
+                                                       shared_features=[(0, 0)], diagnose=False),
+                        data.x1, data.labels1)
+            for seed in SEEDS]
+    right = sum(m == expected for m in maps)
+    print(f"\nMAGAN mappings: {maps} -> {right}/10 right")
+    assert right >= 9, maps
 
 
 @pytest.mark.slow
