@@ -610,8 +610,9 @@ def _check_mixing(mix: dict[str, float]) -> Check:
                      f"before, {mix['after_shared12']:.2f}/{mix['after_shared21']:.2f} after")
     if status == "fail":
         sentence = ("translated cells do not mix with the other domain's (" + sentence +
-                    "): the domains' shapes disagree, e.g. one input is shuffled or the "
-                    "wrong features were paired")
+                    "): the domains' shapes disagree or lie far apart, e.g. one input is "
+                    "shuffled, the wrong features were paired, or a batch shift was too "
+                    "large for the translation to remove")
     return Check("mixing", status, {**mix, "min": worst},
                  {"pass": MIXING_PASS, "fail": MIXING_FAIL}, sentence)
 
