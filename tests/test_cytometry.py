@@ -410,6 +410,19 @@ def test_cli_fcs_outputs_read_in_flowkit_with_the_inputs_channel_names(align_run
                                    rtol=1e-6)
 
 
+def test_cli_transform_writes_what_align_wrote(align_run, fcs_pair, tmp_path):
+    """`magan transform OUT/model x1.fcs` gives align's x1_in_domain2.fcs: the same channels
+    ($PnN/$PnS recorded at fit), translated markers and raw passed-through channels."""
+    _, out = align_run
+    again = tmp_path / "again.fcs"
+    assert main(["transform", str(out / "model"), str(fcs_pair[0]), "--out", str(again)]) == 0
+    first, second = io.read(out / "x1_in_domain2.fcs"), io.read(again)
+    assert list(second.var_names) == list(first.var_names)
+    assert list(second.var["channel"]) == list(first.var["channel"])
+    np.testing.assert_allclose(second.X, first.X, rtol=1e-5, atol=1e-4)
+    assert main(["transform", str(out / "model"), str(fcs_pair[0]), "--out", str(again)]) == 1
+
+
 def test_cli_align_writes_aligned_h5ad_and_run_json(align_run):
     _, out = align_run
     both = ad.read_h5ad(out / "aligned.h5ad")

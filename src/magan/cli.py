@@ -155,7 +155,19 @@ def _concat_var(*parts):
     return pd.concat(parts)
 
 
-def _write_with_passthrough(model, adata, domain: int, values, var, target: Path) -> Path:
+def _model_var(model, domain: int, names: list[str]):
+    """The $PnN/$PnS the model saw for ``names`` of ``domain`` (recorded at fit from FCS
+    input), for files written without that domain's data at hand; the name itself else."""
+    import pandas as pd
+
+    record = ((model.channels_ or [{}, {}])[domain - 1] or {}).get("fcs_names", {})
+    pairs = [record.get(n, [n, ""]) for n in names]
+    return pd.DataFrame({"channel": [c for c, _ in pairs], "antigen": [a for _, a in pairs]},
+                        index=pd.Index(names, dtype=str))
+
+
+def _write_with_passthrough(model, adata, domain: int, values, var, target: Path,
+                            overwrite: bool = True) -> Path:
     """``values`` (cells × ``var``) plus ``adata``'s channels the model did not align, in the
     input's channel order where names allow, atomically."""
     import anndata as ad
@@ -184,7 +196,7 @@ def _write_with_passthrough(model, adata, domain: int, values, var, target: Path
         values, var = values[:, [index[n] for n in order]], var.loc[order]
     out = ad.AnnData(X=np.asarray(values, dtype=np.float32), var=var)
     out.obs_names = [str(c) for c in adata.obs_names]
-    return io.write(out, target, overwrite=True)
+    return io.write(out, target, overwrite=overwrite)
 
 
 def _write_combined(model, a1, a2, path: Path) -> Path:
@@ -454,10 +466,13 @@ def cmd_transform(args: argparse.Namespace) -> int:
         iv = model.interval(adata, domain=domain, level=args.interval)
         values = np.hstack([iv.mean, iv.lower, iv.upper])
         names = _interval_names((stat, f) for stat in ("mean", "lower", "upper") for f in names)
-    else:
+        path = _write_translation(values, list(adata.obs_names), names, Path(args.out),
+                                  overwrite=args.overwrite)
+    else:  # like align's outputs: the input's unaligned channels pass through
         values = model.inverse_transform(adata) if args.inverse else model.transform(adata)
-    path = _write_translation(values, list(adata.obs_names), names, Path(args.out),
-                              overwrite=args.overwrite)
+        path = _write_with_passthrough(first, adata, domain, values,
+                                       _model_var(first, 3 - domain, names), Path(args.out),
+                                       overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 

@@ -70,7 +70,8 @@ def choose_channels(x: Any, channels: str | Sequence[str] = "auto", *,
                               f"{channels!r}")
         if channels == "all" or roles is None:
             rule = "all features" if roles is None else "channels='all'"
-            return x, {"aligned": names, "passed_through": {}, "rule": rule}
+            return x, {"aligned": names, "passed_through": {}, "rule": rule,
+                       **_fcs_names(x, names or [])}
         keep = [n for n, r in zip(names, roles, strict=True) if r in ALIGNED_ROLES]
         rule = "channel roles: " + " and ".join(ALIGNED_ROLES) + " are aligned"
     else:
@@ -85,7 +86,19 @@ def choose_channels(x: Any, channels: str | Sequence[str] = "auto", *,
     role_of = dict(zip(names, roles, strict=True)) if roles is not None else {}
     passed = {n: str(role_of.get(n, "excluded")) for n in names if n not in set(keep)}
     subset = x if len(keep) == len(names) else _columns(x, keep)
-    return subset, {"aligned": keep, "passed_through": passed, "rule": rule}
+    return subset, {"aligned": keep, "passed_through": passed, "rule": rule,
+                    **_fcs_names(x, keep)}
+
+
+def _fcs_names(x: Any, keep: list[str]) -> dict[str, Any]:
+    """``{"fcs_names": {name: [$PnN, $PnS]}}`` for the aligned channels of an FCS-read AnnData,
+    so that files written later (``magan transform``) carry the same channel names."""
+    var = getattr(x, "var", None) if hasattr(x, "var_names") else None
+    if var is None or "channel" not in var:
+        return {}
+    antigen = var["antigen"] if "antigen" in var else None
+    return {"fcs_names": {n: [str(var["channel"][n]),
+                              "" if antigen is None else str(antigen[n])] for n in keep}}
 
 
 def check_channel_list(channels: Sequence[str], names1: Sequence[str],
