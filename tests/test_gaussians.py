@@ -24,7 +24,7 @@ SEEDS = range(10)
 PARAMS = {
     "generator_widths": (64, 32),
     "discriminator_widths": (128, 64),
-    "n_steps": 1000,
+    "n_steps": 600,  # 10/10 seeds right at 600 as at 1,000 (2026-12-02), in 119 s instead of 172
     "batch_size": 128,
     "progress": False,
 }
@@ -54,11 +54,11 @@ def test_magan_maps_each_cluster_to_its_nearest_counterpart():
 @pytest.mark.slow
 def test_bfloat16_mixed_precision_maps_the_clusters_as_float32_does():
     # precision="bfloat16" (autocast; meant for GPU tensor cores) must not cost the paper's
-    # first result: every cluster to its nearest counterpart on each of 2 seeds (a bfloat16
-    # fit costs 45 s on CPU, 2.6x a float32 one: autocast is for GPU tensor cores).
+    # first result: every cluster to its nearest counterpart on each of 3 seeds (a bfloat16
+    # fit costs ~2x a float32 one on CPU: autocast is for GPU tensor cores).
     data = three_gaussians(n_per_cluster=1000, seed=0)
     maps = [cluster_map(MAGAN(seed=seed, precision="bfloat16", **PARAMS)
                         .fit(data.x1, data.x2, shared_features=[(0, 0)], diagnose=False),
                         data.x1, data.labels1)
-            for seed in range(2)]
-    assert maps == [[0, 1, 2]] * 2, maps
+            for seed in range(3)]
+    assert maps == [[0, 1, 2]] * 3, maps
