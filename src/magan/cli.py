@@ -91,20 +91,17 @@ def _names(text: str | None) -> list[str] | None:
 def _channel_choice(args: argparse.Namespace, a1, a2):
     """``--channels`` (the names to align) or ``--exclude`` (left out of the default roles),
     as the ``channels=`` of ``MAGAN.fit``; "auto" when neither (magan.cytometry)."""
-    from magan.cytometry import check_channel_list, choose_channels
+    from magan.cytometry import check_channel_list, choose_both
 
     chosen, excluded = _names(args.channels), _names(args.exclude)
     if chosen is not None and excluded is not None:
         raise ConfigError("pass --channels or --exclude, not both")
-    names1, names2 = [str(n) for n in a1.var_names], [str(n) for n in a2.var_names]
-    if chosen is not None:
-        check_channel_list(chosen, names1, names2)
+    if chosen is not None:  # checked where it is used (choose_both)
         return chosen
     if excluded is None:
         return "auto"
-    check_channel_list(excluded, names1, names2)
-    auto = [n for a, name in ((a1, "x1"), (a2, "x2"))
-            for n in choose_channels(a, "auto", name=name)[1]["aligned"]]
+    check_channel_list(excluded, [str(n) for n in a1.var_names], [str(n) for n in a2.var_names])
+    auto = [n for record in choose_both(a1, a2, "auto")[2] for n in record["aligned"]]
     return list(dict.fromkeys(n for n in auto if n not in set(excluded)))
 
 
@@ -124,6 +121,8 @@ def _write_outputs(model, a1, a2, targets: list[Path]) -> list[Path]:
     """The translations (each input's cells in the other domain) and each input with the other
     domain's unmeasured markers imputed ("(imputed)"); channels that were not aligned (Time,
     DNA, beads, ...) pass through both unchanged."""
+    import pandas as pd
+
     written = []
     for domain, adata, other, target in ((1, a1, a2, targets[0]), (2, a2, a1, targets[1])):
         values = model.transform(adata) if domain == 1 else model.inverse_transform(adata)
@@ -137,22 +136,22 @@ def _write_outputs(model, a1, a2, targets: list[Path]) -> list[Path]:
             var = _var_rows(adata, list(measured.feature_names))
             extra = _var_rows(other, list(imputed.columns))
             if "antigen" in extra:  # a new channel: its own $PnN unless this file has it
-                taken = set(var.get("channel", []))
-                extra["channel"] = [c if c not in taken else f"{c}_imputed"
-                                    for c in extra["channel"]]
+                _distinct_channels(extra, var, "_imputed")
                 extra["antigen"] = [f"{a or n} (imputed)" for a, n in
                                     zip(extra["antigen"], extra.index, strict=True)]
             extra.index = [f"{c} (imputed)" for c in imputed.columns]
             values = np.hstack([measured.X, imputed.to_numpy(dtype=np.float32)])
             written.append(_write_with_passthrough(model, adata, domain, values,
-                                                   _concat_var(var, extra), target))
+                                                   pd.concat([var, extra]), target))
     return written
 
 
-def _concat_var(*parts):
-    import pandas as pd
-
-    return pd.concat(parts)
+def _distinct_channels(rows, beside, suffix: str) -> None:
+    """Give ``rows`` whose $PnN is already in ``beside`` the ``suffix``: FCS channel names must
+    be unique within a file."""
+    if "channel" in rows and "channel" in beside:
+        taken = set(beside["channel"])
+        rows["channel"] = [f"{c}{suffix}" if c in taken else c for c in rows["channel"]]
 
 
 def _model_var(model, domain: int, names: list[str]):
@@ -171,6 +170,7 @@ def _write_with_passthrough(model, adata, domain: int, values, var, target: Path
     """``values`` (cells × ``var``) plus ``adata``'s channels the model did not align, in the
     input's channel order where names allow, atomically."""
     import anndata as ad
+    import pandas as pd
 
     from magan import io
 
@@ -186,10 +186,8 @@ def _write_with_passthrough(model, adata, domain: int, values, var, target: Path
         raw = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw, dtype=np.float32)
         values = np.hstack([np.asarray(values, dtype=np.float32), raw])
         own = _var_rows(adata, passed)
-        if "channel" in own and "channel" in var:  # e.g. Nd142Di unlabelled here, CD19 there
-            taken = set(var["channel"])
-            own["channel"] = [f"{c}_x{domain}" if c in taken else c for c in own["channel"]]
-        var = _concat_var(var, own)
+        _distinct_channels(own, var, f"_x{domain}")  # e.g. Nd142Di unlabelled here, CD19 there
+        var = pd.concat([var, own])
         order = [n for n in adata.var_names if n in set(var.index)]
         order += [n for n in var.index if n not in set(order)]
         index = {n: i for i, n in enumerate(var.index)}
@@ -240,7 +238,7 @@ def _finite_cells(adata):
 def cmd_align(args: argparse.Namespace) -> int:
     clock = _Stopwatch()
     from magan import io
-    from magan.cytometry import choose_channels
+    from magan.cytometry import choose_both
     from magan.estimator import MAGAN
 
     clock.lap("import (torch, magan)")
@@ -264,7 +262,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         if existing:
             raise OutputExistsError(f"outputs exist: {existing}; pass --overwrite or --resume")
     channels = _channel_choice(args, a1, a2)
-    b1, b2 = (choose_channels(a, channels, name=n)[0] for a, n in ((a1, "x1"), (a2, "x2")))
+    b1, b2, _ = choose_both(a1, a2, channels)
     shared, match = _parse_shared(args.shared, list(b1.var_names), list(b2.var_names))
     if match is not None and not args.quiet:
         print(f"shared markers matched by name: {len(match)}")
@@ -479,7 +477,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
 def cmd_markers(args: argparse.Namespace) -> int:
     from magan import io
-    from magan.cytometry import ALIGNED_ROLES, choose_channels
+    from magan.cytometry import ALIGNED_ROLES, choose_both
     from magan.preprocessing import match_markers
 
     a1, a2 = io.read(args.x1), io.read(args.x2)
@@ -494,7 +492,7 @@ def cmd_markers(args: argparse.Namespace) -> int:
             print(f"{label}: {path} ({instrument.get('instrument', '?')} cytometry: "
                   f"{instrument.get('instrument_reason', '')})")
             print(table.to_string(index=False) + "\n")
-    b1, b2 = (choose_channels(a, "auto", name=n)[0] for a, n in ((a1, "x1"), (a2, "x2")))
+    b1, b2, _ = choose_both(a1, a2, "auto")
     match = match_markers(list(b1.var_names), list(b2.var_names))
     print(match.table().to_string(index=False))
     print(f"\n{len(match)} matched; unmatched in x1: {list(match.unmatched1)}; "

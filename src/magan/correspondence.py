@@ -235,10 +235,10 @@ def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50) -> torch.Tens
     """
     n, m = cost.shape
     scaled = -cost / (epsilon * cost.mean().clamp_min(1e-12))
-    shifted = scaled.double() - scaled.double().max(dim=1, keepdim=True).values
+    wide = scaled.double()
+    shifted = wide - wide.max(dim=1, keepdim=True).values
     if bool((shifted.max(dim=0).values > _KERNEL_FLOOR).all()):
         kernel = torch.exp(shifted)
-        u = torch.full((n,), 1.0 / n, dtype=kernel.dtype, device=kernel.device)
         v = torch.ones(m, dtype=kernel.dtype, device=kernel.device)
         for _ in range(n_iter):  # in place: Python-level tensor ops cost as much as the maths
             u = torch.mv(kernel, v).reciprocal_().mul_(1.0 / n)

@@ -32,6 +32,7 @@ from magan.preprocessing import ChannelTransform, Transform
 __all__ = [
     "ALIGNED_ROLES",
     "check_channel_list",
+    "choose_both",
     "choose_channels",
     "input_transform",
     "untransformed_columns",
@@ -39,7 +40,7 @@ __all__ = [
 
 ALIGNED_ROLES = ("marker", "scatter")
 # "Looks untransformed": a column whose 99th percentile of |x| is above this (arcsinh/log data
-# stay below ~15) and whose values are right-skewed (mean above twice the median of |x|).
+# stay below ~15) and above 3 times its median (a heavy right tail).
 RAW_QUANTILE = 0.99
 RAW_LEVEL = 100.0
 # FCS channels whose 99th percentiles are all below this were transformed already (arcsinh(x/5)
@@ -99,6 +100,18 @@ def _fcs_names(x: Any, keep: list[str]) -> dict[str, Any]:
     antigen = var["antigen"] if "antigen" in var else None
     return {"fcs_names": {n: [str(var["channel"][n]),
                               "" if antigen is None else str(antigen[n])] for n in keep}}
+
+
+def choose_both(x1: Any, x2: Any, channels: str | Sequence[str] = "auto"
+                ) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """:func:`choose_channels` for both domains, after checking that every listed name is in
+    one of them (a name in neither is a typo); returns both subsets and both records."""
+    if not isinstance(channels, str):
+        channels = [str(c) for c in channels]
+        check_channel_list(channels, _feature_names(x1) or [], _feature_names(x2) or [])
+    y1, record1 = choose_channels(x1, channels, name="x1")
+    y2, record2 = choose_channels(x2, channels, name="x2")
+    return y1, y2, [record1, record2]
 
 
 def check_channel_list(channels: Sequence[str], names1: Sequence[str],

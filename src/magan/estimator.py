@@ -728,18 +728,11 @@ class MAGAN:
     def _choose_channels(self, x1: Any, x2: Any, channels: Any) -> tuple[Any, Any, Any, Any]:
         """The aligned channels of each domain and their transforms (:mod:`magan.cytometry`),
         into ``channels_`` and ``input_transforms_``."""
-        from magan.cytometry import check_channel_list, choose_channels, input_transform
+        from magan.cytometry import choose_both, input_transform
 
-        if not isinstance(channels, str):
-            channels = [str(c) for c in channels]
-            names = [[str(n) for n in getattr(x, "var_names", getattr(x, "columns", []))]
-                     for x in (x1, x2)]
-            check_channel_list(channels, *names)
-        x1, record1 = choose_channels(x1, channels, name="x1")
-        x2, record2 = choose_channels(x2, channels, name="x2")
+        x1, x2, self.channels_ = choose_both(x1, x2, channels)
         pre1, why1 = input_transform(self.preprocess1, x1, name="x1")
         pre2, why2 = input_transform(self.preprocess2, x2, name="x2")
-        self.channels_ = [record1, record2]
         self.input_transforms_ = [why1, why2]
         return x1, x2, pre1, pre2
 
