@@ -66,12 +66,17 @@ def test_align_scaling_and_transport_options_reach_the_model(tmp_path, files):
     assert main(["align", str(p1), str(p2), "--out", str(out), "--standardize", "global",
                  "--shared", "none", "--known-pairs", str(pairs), "--transport-cost",
                  "structure", "--transport-warmup", "0.5", *FAST]) == 0
-    from magan import MAGAN
+    from magan import MAGAN, Transport
 
     model = MAGAN.load(out / "model")
-    assert model.standardize == "global" and model.transport_cost_ == "structure"
-    assert model.transport_warmup == 0.5
+    assert model.standardize == "global" and model.transport_["cost"] == "structure"
+    assert model.transport == Transport(kind="minibatch", cost="structure", warmup=0.5)
     assert np.ptp(model.preprocessing1_[-1].scale_) == 0  # one common scale per domain
+    assert main(["align", str(p1), str(p2), "--out", str(tmp_path / "lm"), "--shared", "none",
+                 "--known-pairs", str(pairs), "--landmarks", "20", *FAST]) == 0
+    run = json.loads((tmp_path / "lm" / "run.json").read_text())
+    assert run["transport"]["kind"] == "landmark" and run["transport"]["landmarks"] == [20, 20]
+    assert run["adversarial_weight"] == 0.0 and "known pairs" in run["transport"]["reason"]
 
 
 def test_align_interval_writes_calibrated_columns_and_an_ensemble(tmp_path, files, capsys):

@@ -43,8 +43,8 @@ def test_cli_under_torchrun_writes_outputs_once(tmp_path):
     rng = np.random.default_rng(0)
     for name, cols in (("a.csv", ["CD3", "CD4", "CD8"]), ("b.csv", ["CD3", "CD8", "CD19"])):
         pd.DataFrame(rng.gamma(2, 30, size=(64, 3)), columns=cols).to_csv(tmp_path / name)
-    # Known pairs only: "auto" asks them whether to use the structure plan, and every rank
-    # must take rank 0's answer (broadcast over gloo).
+    # Known pairs only: "auto" uses the landmark plan, which every rank computes alike (the
+    # same seeded landmarks and a deterministic solver).
     (tmp_path / "pairs.csv").write_text("x1,x2\n" + "".join(f"{i},{i}\n" for i in range(8)))
     result = torchrun(["-m", "magan", "align", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"),
                        "--out", str(tmp_path / "run"), "--steps", "30", "--batch-size", "16",
@@ -55,5 +55,5 @@ def test_cli_under_torchrun_writes_outputs_once(tmp_path):
     y = pd.read_csv(tmp_path / "run" / "x1_in_domain2.csv", index_col=0)
     assert y.shape == (64, 3) and np.isfinite(y.to_numpy()).all()
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert config["transport_cost"] in {"structure", "translation"}
-    assert config["known_partner_rank"] is not None
+    assert config["transport"]["kind"] == "landmark"
+    assert config["transport"]["landmarks"] == [64, 64]

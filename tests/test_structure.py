@@ -19,6 +19,7 @@ LAYERS = [
     ["io", "preprocessing", "metrics", "distributed"],
     ["datasets", "data", "nn", "losses", "cytometry"],
     ["correspondence"],
+    ["transport"],
     ["training", "checkpoint", "diagnostics"],
     ["estimator"],
     ["uncertainty"],

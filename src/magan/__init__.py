@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["MAGAN", "__version__", "tl"]
+__all__ = ["MAGAN", "Transport", "__version__", "tl"]
 
 
 def __getattr__(name: str):  # lazy: `import magan` stays cheap and never imports plots
@@ -15,6 +15,10 @@ def __getattr__(name: str):  # lazy: `import magan` stays cheap and never import
         from magan.estimator import MAGAN
 
         return MAGAN
+    if name == "Transport":
+        from magan.transport import Transport
+
+        return Transport
     if name == "tl":
         import importlib
 

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,18 @@ def _write_translation(values, cell_names, feature_names, path: Path, overwrite:
     frame = pd.DataFrame(values, index=cell_names, columns=feature_names)
     adata = ad.AnnData(frame)
     return io.write(adata, path, overwrite=overwrite)
+
+
+def _transport(args: argparse.Namespace) -> Any:
+    """The ``--transport*`` and ``--landmarks`` options as one Transport (None: default)."""
+    from magan.transport import Transport
+
+    given = {"kind": args.transport, "landmarks": args.landmarks, "cost": args.transport_cost,
+             "warmup": args.transport_warmup}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given.get("cost") not in (None, "auto") and "kind" not in given:
+        given["kind"] = "minibatch"  # a minibatch cost asks for minibatch plans
+    return Transport(**given) if given else None
 
 
 def _preprocess(args: argparse.Namespace, own: float | None):
@@ -285,8 +298,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "shared_features_match": args.shared_match,
         "standardize": {None: None, "features": True, "global": "global",
                         "none": False}[args.standardize],
-        "transport_cost": args.transport_cost,
-        "transport_warmup": args.transport_warmup,
+        "transport": _transport(args),
         "preprocess1": _preprocess(args, args.arcsinh1),
         "preprocess2": _preprocess(args, args.arcsinh2),
     }
@@ -340,6 +352,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
         "channels": model.channels_, "transforms": model.input_transforms_,
+        "transport": model.transport_, "adversarial_weight": model.adversarial_weight_,
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
         "diagnostics": None if model.diagnostics_ is None else model.diagnostics_.to_dict(),
     }
@@ -578,16 +591,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "one common scale, keeping relative spreads (default; right for PCA "
                         "components too), each feature to unit variance, or none (the paper "
                         "preset's)")
+    p.add_argument("--transport", choices=["auto", "landmark", "minibatch", "none"],
+                   default=None,
+                   help="where the pseudo-pairs come from: a plan computed once between "
+                        "landmark cells from each domain's geometry, anchored by the known "
+                        "pairs (landmark), each step's minibatch plan (minibatch), or none; "
+                        "default auto: minibatch with shared markers, else landmark")
+    p.add_argument("--landmarks", type=int, metavar="N",
+                   help="cells per domain in the landmark plan (default 2000)")
     p.add_argument("--transport-cost", choices=["auto", "shared", "translation", "structure"],
                    default=None,
-                   help="what each step's transport plan pairs cells by: shared markers, the "
-                        "translations, or 'structure' (Gromov-Wasserstein on each domain's own "
-                        "distances, for same-geometry domains without shared markers); default "
-                        "auto: shared if any, else structure if the known pairs vouch for it, "
-                        "else translation")
+                   help="what a minibatch plan pairs cells by: shared markers, the "
+                        "translations, or 'structure' (Gromov-Wasserstein on each batch's "
+                        "distances fused with the translations); default auto: shared if "
+                        "any, else translation")
     p.add_argument("--transport-warmup", type=float, metavar="FRACTION",
-                   help="fraction of the steps over which a plan built from the translations "
-                        "ramps in (default 0.3; 0 = from the first step)")
+                   help="fraction of the steps over which a translation plan ramps in "
+                        "(default 0.3; 0 = from the first step)")
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")

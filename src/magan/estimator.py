@@ -24,12 +24,11 @@ import torch
 
 from magan import __version__
 from magan.correspondence import (
-    STRUCTURE_EPSILON,
     KnownPairs,
+    LandmarkPairs,
     Relation,
     SharedFeatures,
     TransportPairs,
-    known_partner_rank,
     same_value_map,
 )
 from magan.data import (
@@ -67,18 +66,20 @@ from magan.io import write_dir_atomic
 from magan.nn import MAGANModule, NetworkConfig, SharedSkip, apply_in_blocks
 from magan.preprocessing import Standardizer, Transform, transform_from_state
 from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
+from magan.transport import (
+    Transport,
+    anchor_rank,
+    choose_landmarks,
+    landmark_plan,
+    neighbour_spread,
+)
 
 __all__ = ["MAGAN"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one ``transport`` setting; format 1's four transport_* are converted
 _CONFIG = "config.json"
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
-# transport_cost="auto" with known pairs and no shared features: the structure (GW) plan is
-# used when it ranks the known partners in the top quarter of a minibatch on average.
-STRUCTURE_TRUSTED_BELOW = 0.25
-
-
 AUTO_PASSES = 100  # n_steps="auto": passes over the larger domain's cells ...
 AUTO_STEPS = (1000, 3000)  # ... clipped to this range of steps
 
@@ -108,42 +109,24 @@ class MAGAN:
         (:class:`~magan.nn.Generator`). Why: small bottleneck generators cannot carry hundreds
         of shared genes through 64 units, and lost the within-population detail that doing
         nothing keeps (docs/model.md). ``False``: plain MLP generators (the paper).
-    transport_pairs_weight, transport_epsilon, transport_cost
-        magan's addition to the paper (:class:`~magan.correspondence.TransportPairs`): each
-        step, an entropic optimal-transport plan between the minibatch's x1 and x2 cells
-        gives soft pseudo-pairs, and the generators regress onto them (weight 2; 0 turns it
-        off, as in :meth:`paper`). Active only when some correspondence is given: the plan is
-        computed from the shared features (``transport_cost="auto"`` with shared features, or
-        ``"shared"``), from the current translations (``"translation"``), or from each
-        domain's own within-batch distances fused with the translations (``"structure"``: a
-        minibatch Gromov–Wasserstein plan, :func:`~magan.correspondence.gromov_plan`).
-        ``"structure"`` is right for two domains with the same geometry (rotated images:
-        digits 5/5 seeds right, where the translation plan keeps whatever cluster mapping
-        the generators started with, 3/5) and misleads between two modalities whose
-        distances disagree (ECCITE RNA vs protein: FOSCTTM 0.53, chance, against 0.21). So
-        ``"auto"`` without shared features asks the known pairs first: it uses
-        ``"structure"`` if a GW plan alone ranks the known partners in the top quarter of a
-        minibatch on average (``known_partner_rank_`` < 0.25, 10 batches; digits 0.01,
-        scGEM 0.12-0.21, ECCITE 0.53-0.67), else ``"translation"`` (also with a relation
-        only). ``transport_warmup``: with ``"translation"``, the plan's weight rises
-        linearly from 0 over this fraction of ``n_steps`` (0.3). Why: a plan built from the
-        current translations pairs each cell with wherever the generators already send it,
-        so from the first step it can lock in a wrong mapping before the known pairs,
-        adversarial and cycle terms have set one. On a synthetic curved trajectory
-        (``benchmarks/bench_peers.py``, 10^4 cells, 10 known pairs) FOSCTTM was 0.35 on 2 of
-        3 seeds without the ramp and 0.004 on all 3 with it; ECCITE level (0.216 vs 0.211,
-        5 seeds, per-seed differences both ways). Not for ``"structure"``, whose GW half
-        must set the mapping early: scGEM 0.249 with the ramp vs 0.240 (RESULTS.md).
-        ``transport_epsilon`` is the entropic blur relative to
-        the mean cost (smaller = closer to nearest neighbours, more Sinkhorn iterations
-        needed). Cost per step O(batch_size²), so a run stays linear in the number of cells.
-        Why: on levine32 panels (RESULTS.md, issue 9) the adversarial and cycle terms fill an
-        unshared marker from distributions, not cells; the pseudo-pairs train G21 on *real*
-        domain-2 inputs towards matching domain-1 cells. Measured (2 seeds, 4 hidden groups,
-        600 steps): mean imputation r 0.544 without it, 0.625 with weight 2 and epsilon 0.02
-        (weight 10: 0.41, over-smoothing; epsilon 0.1: 0.55).
-    adversarial_weight, cycle_weight
-        Weights of the adversarial and cycle terms (1, as in the original code).
+    transport
+        magan's addition to the paper: soft pseudo-pairs from an optimal-transport plan,
+        regressed onto like known pairs (a :class:`~magan.transport.Transport`, or a kind:
+        ``"auto"``, ``"landmark"``, ``"minibatch"``, ``"none"``). ``"auto"``: with shared
+        features, each step's minibatch plan on them; otherwise a plan computed once between
+        up to 2,000 landmark cells per domain from each domain's kNN-graph geometry
+        (Gromov–Wasserstein, anchored by the known pairs). What it resolved to, and why, is
+        in ``transport_``; the rule and its measurements are in :mod:`magan.transport` and
+        docs/model.md.
+    adversarial_weight
+        Weight of the adversarial terms. ``"auto"`` (default): 1, as in the original code,
+        except with a landmark plan, 0: the plan's pseudo-pairs then say where every
+        landmark goes, and the adversarial game, which only matches distributions, pulled
+        the generators off their plan (PBMC RNA vs ATAC: translations collapsed to 0.1% of
+        the real cells' variance, label transfer 0.24 against the plan's 0.88; docs/model.md).
+        The weight used is in ``adversarial_weight_``.
+    cycle_weight
+        Weight of the cycle terms (1, as in the original code).
     manifold_augmentation
         Discriminators also score cycle reconstructions as real (the paper's augmentation).
     generator_widths, discriminator_widths, activation
@@ -211,11 +194,8 @@ class MAGAN:
         relation_weight: float = 1.0,
         shared_features_match: str = "values",
         start_from_identity: bool = True,
-        transport_pairs_weight: float = 2.0,
-        transport_epsilon: float = 0.02,
-        transport_cost: str = "auto",
-        transport_warmup: float = 0.3,
-        adversarial_weight: float = 1.0,
+        transport: Transport | str = "auto",
+        adversarial_weight: float | str = "auto",
         cycle_weight: float = 1.0,
         manifold_augmentation: bool = True,
         generator_widths: Sequence[int] = (128, 64),
@@ -242,10 +222,7 @@ class MAGAN:
         self.relation_weight = relation_weight
         self.shared_features_match = shared_features_match
         self.start_from_identity = start_from_identity
-        self.transport_pairs_weight = transport_pairs_weight
-        self.transport_epsilon = transport_epsilon
-        self.transport_cost = transport_cost
-        self.transport_warmup = transport_warmup
+        self.transport = transport
         self.adversarial_weight = adversarial_weight
         self.cycle_weight = cycle_weight
         self.manifold_augmentation = manifold_augmentation
@@ -275,7 +252,7 @@ class MAGAN:
         params = {"generator_widths": (200, 100, 50),
                   "discriminator_widths": (800, 400, 200, 100, 50),
                   "batch_size": 100, "n_steps": 100_000, "standardize": False,
-                  "transport_pairs_weight": 0.0, "generator_ema": None,
+                  "transport": "none", "generator_ema": None,
                   "start_from_identity": False}
         return cls(**{**params, **overrides})
 
@@ -315,8 +292,10 @@ class MAGAN:
 
         for name in ("batch_size", "log_every") + (() if self.n_steps == "auto" else ("n_steps",)):
             positive_int(name)
-        for name in ("shared_features_weight", "known_pairs_weight", "relation_weight",
-                     "transport_pairs_weight", "adversarial_weight", "cycle_weight"):
+        weights = ("shared_features_weight", "known_pairs_weight", "relation_weight",
+                   "cycle_weight") + (() if self.adversarial_weight == "auto"
+                                      else ("adversarial_weight",))
+        for name in weights:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
                 raise ConfigError(f"The {name!r} parameter of MAGAN must be a finite number "
@@ -349,19 +328,7 @@ class MAGAN:
                                 or not 0 < ema < 1):
             raise ConfigError("The 'generator_ema' parameter of MAGAN must be None or a decay "
                               f"in (0, 1), e.g. 0.999. Got {ema!r} instead.")
-        if self.transport_cost not in {"auto", "translation", "shared", "structure"}:
-            raise ConfigError("The 'transport_cost' parameter of MAGAN must be 'auto', "
-                              "'translation', 'shared' or 'structure'. "
-                              f"Got {self.transport_cost!r} instead.")
-        eps = self.transport_epsilon
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (
-                np.isfinite(eps) and eps > 0):
-            raise ConfigError("The 'transport_epsilon' parameter of MAGAN must be a finite "
-                              f"number > 0. Got {eps!r} instead.")
-        warm = self.transport_warmup
-        if isinstance(warm, bool) or not isinstance(warm, (int, float)) or not 0 <= warm <= 1:
-            raise ConfigError("The 'transport_warmup' parameter of MAGAN must be a fraction of "
-                              f"n_steps in [0, 1]. Got {warm!r} instead.")
+        Transport.coerce(self.transport).check()
         if self.activation not in {"relu", "leaky_relu", "elu"}:
             raise ConfigError("The 'activation' parameter of MAGAN must be 'relu', 'leaky_relu' "
                               f"or 'elu'. Got {self.activation!r} instead.")
@@ -475,8 +442,10 @@ class MAGAN:
                           "ignored (plain GAN ablation)", stacklevel=2)
             pairs, known, relation = [], np.zeros((0, 2), dtype=np.int64), None
         if self.correspondence and not pairs and not len(known) and relation is None:
-            warnings.warn("no shared_features, known_pairs or relation given: training a plain "
-                          "GAN, which aligns the manifolds but not matching cells", stacklevel=2)
+            warnings.warn("no shared_features, known_pairs or relation given: cells are matched "
+                          "by each domain's geometry alone (a landmark Gromov-Wasserstein plan, "
+                          "unless transport='none': a plain GAN), which can match a symmetric "
+                          "shape mirrored; a few known pairs fix that", stacklevel=2)
 
         init_from_env(self.device)  # joins torchrun's process group when launched by it
         device = local_device(resolve_device(self.device))
@@ -525,21 +494,17 @@ class MAGAN:
             terms.append(KnownPairs())
         if relation is not None:
             terms.append(Relation(relation, **scales))
-        self.transport_cost_ = None  # what "auto" resolved to; None: no transport term
-        self.known_partner_rank_ = None  # the known pairs' verdict on the structure plan
-        if self.correspondence and self.transport_pairs_weight > 0 and terms:
-            cost = self.transport_cost
-            if cost == "auto" and shared_term is not None:
-                cost = "shared"
-            elif cost == "auto":
-                cost = "translation"
-                if len(known):
-                    self.known_partner_rank_ = broadcast_from_main(
-                        self._known_partner_rank(z1, z2, known, ooc, device))
-                    if self.known_partner_rank_ < STRUCTURE_TRUSTED_BELOW:
-                        cost = "structure"
-            terms.append(TransportPairs(self.transport_epsilon, cost, shared=shared_term))
-            self.transport_cost_ = cost
+        setting = Transport.coerce(self.transport).resolve(
+            correspondence=self.correspondence, shared=shared_term is not None,
+            known_pairs=len(known), relation=relation is not None)
+        self.transport_ = setting.to_dict()  # what "auto" resolved to, and why
+        self.adversarial_weight_ = (float(self.adversarial_weight)
+                                    if self.adversarial_weight != "auto"
+                                    else 0.0 if setting.kind == "landmark" else 1.0)
+        if setting.kind == "minibatch":
+            terms.append(TransportPairs(setting.epsilon, setting.cost, shared=shared_term))
+        elif setting.kind == "landmark":
+            terms.append(self._landmark_pairs(setting, m1.X, m2.X, known, device))
         # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
         # its own shard with its own sampling seed, and uses every known pair.
         n1, n2 = z1.shape[0], z2.shape[0]
@@ -571,13 +536,13 @@ class MAGAN:
             sampler = PairSampler(t1, t2, self.batch_size, seed=seed, pairs=known_rows)
         self.n_steps_ = self._steps_for(z1.shape[0], z2.shape[0])
         weights = LossWeights(
-            self.adversarial_weight, self.cycle_weight,
+            self.adversarial_weight_, self.cycle_weight,
             {"shared_features": self.shared_features_weight,
              "known_pairs": self.known_pairs_weight, "relation": self.relation_weight,
-             "transport_pairs": self.transport_pairs_weight},
-            # a plan built from the translations alone ramps in (see transport_warmup)
-            warmup={"transport_pairs": round(self.transport_warmup * self.n_steps_)}
-            if self.transport_cost_ == "translation" else None,
+             "transport_pairs": setting.weight},
+            # a plan built from the translations alone ramps in (see Transport.warmup)
+            warmup={"transport_pairs": round(setting.warmup * self.n_steps_)}
+            if setting.kind == "minibatch" and setting.cost == "translation" else None,
         )
         trainer = Trainer(
             module, sampler, [t.to(device) for t in terms], weights,
@@ -751,28 +716,30 @@ class MAGAN:
         steps.append(self._scaler(Z.shape[1]).fit(Z))
         return steps
 
-    def _known_partner_rank(self, z1: Any, z2: Any, known: np.ndarray, ooc: bool,
-                            device: torch.device, n_batches: int = 10) -> float:
-        """:func:`~magan.correspondence.known_partner_rank` over ``n_batches`` minibatches,
-        each holding the known pairs (at most half a batch of them) and random cells."""
-        rng = np.random.default_rng(self.seed)
-        b = self.batch_size
-        scores = []
-        for _ in range(n_batches):
-            k = known if len(known) <= b // 2 else known[
-                rng.choice(len(known), b // 2, replace=False)]
-            extra = max(b - len(k), 1)
-            i1 = np.r_[k[:, 0], rng.integers(z1.shape[0], size=extra)]
-            i2 = np.r_[k[:, 1], rng.integers(z2.shape[0], size=extra)]
-            if ooc:  # raw on-disk rows: preprocess them as the sampler will
-                x1 = self._forward_preprocess(self.preprocessing1_, take_rows(z1, i1))
-                x2 = self._forward_preprocess(self.preprocessing2_, take_rows(z2, i2))
-            else:
-                x1, x2 = z1[i1], z2[i2]
-            scores.append(known_partner_rank(
-                torch.as_tensor(x1, device=device), torch.as_tensor(x2, device=device),
-                len(k), max(self.transport_epsilon, STRUCTURE_EPSILON)))
-        return float(np.mean(scores))
+    def _landmark_pairs(self, setting: Transport, x1: Any, x2: Any, known: np.ndarray,
+                        device: torch.device) -> LandmarkPairs:
+        """The landmark plan's pseudo-pairs (:mod:`magan.transport`): seeded landmarks
+        (holding the known pairs' cells), their geometry in the user's units after any
+        preprocessing, their targets in the standardised units training uses. Recorded in
+        ``transport_`` (landmarks, GW rounds, seconds)."""
+        import time
+
+        start = time.perf_counter()
+        rows = [choose_landmarks(x.shape[0], setting.landmarks, known[:, c], self.seed + c)
+                for c, x in enumerate((x1, x2))]
+        raw = [take_rows(x, r) for x, r in zip((x1, x2), rows)]
+        steps = (self.preprocessing1_, self.preprocessing2_)
+        geometry = [self._forward_preprocess(pre[:-1], a) for pre, a in zip(steps, raw)]
+        inputs = [torch.as_tensor(self._forward_preprocess(pre, a), device=device)
+                  for pre, a in zip(steps, raw)]
+        anchors = tuple(np.searchsorted(r, known[:, c]) for c, r in enumerate(rows))
+        plan, rounds = landmark_plan(*geometry, setting, anchors=anchors, device=device)
+        spreads = [neighbour_spread(t) for t in inputs]
+        rank = anchor_rank(plan, anchors)
+        self.transport_.update({"landmarks": [len(rows[0]), len(rows[1])], "rounds": rounds,
+                                "anchor_rank": None if rank is None else round(rank, 4),
+                                "seconds": round(time.perf_counter() - start, 2)})
+        return LandmarkPairs(inputs[0], inputs[1], plan, *spreads, self.batch_size, self.seed)
 
     def _scaler(self, d: int) -> Standardizer:
         """The model's own last preprocessing step, as ``standardize`` asks."""
@@ -978,6 +945,7 @@ class MAGAN:
         params["generator_widths"] = list(params["generator_widths"])
         params["discriminator_widths"] = list(params["discriminator_widths"])
         params["adam_betas"] = list(params["adam_betas"])
+        params["transport"] = Transport.coerce(params["transport"]).to_dict()
         return params
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -1003,8 +971,8 @@ class MAGAN:
             "has_names": [self.has_names1_, self.has_names2_],
             "shared_features": self.shared_features_,
             "n_known_pairs": self.n_known_pairs_,
-            "transport_cost": self.transport_cost_,
-            "known_partner_rank": self.known_partner_rank_,
+            "transport": self.transport_,
+            "adversarial_weight": self.adversarial_weight_,
             "n_steps_trained": self.n_steps_trained_,
             "shared_residual": getattr(self, "shared_residual_", 1.0),
             "channels": getattr(self, "channels_", None),
@@ -1031,6 +999,8 @@ class MAGAN:
             raise ModelFileError(f"{path / _CONFIG} is corrupt: {exc}") from exc
         if not isinstance(config, dict):
             raise ModelFileError(f"{path / _CONFIG} is not a MAGAN config (a JSON object)")
+        if config.get("format_version") == 1:
+            config = _from_format_1(config)
         if config.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
                                  f"format {config.get('format_version')}; this magan "
@@ -1062,8 +1032,10 @@ class MAGAN:
             model.has_names1_, model.has_names2_ = config["has_names"]
             model.shared_features_ = [tuple(p) for p in config["shared_features"]]
             model.n_known_pairs_ = int(config["n_known_pairs"])
-            model.transport_cost_ = config.get("transport_cost")  # absent before it existed
-            model.known_partner_rank_ = config.get("known_partner_rank")
+            model.transport_ = config.get("transport")
+            model.adversarial_weight_ = float(config.get(
+                "adversarial_weight", 1.0 if model.adversarial_weight == "auto"
+                else model.adversarial_weight))
             model.n_steps_trained_ = int(config["n_steps_trained"])
             model.n_steps_ = model.n_steps_trained_
             model.shared_residual_ = float(config.get("shared_residual", 1.0))
@@ -1112,3 +1084,24 @@ class _Identity(Standardizer):
 
     def set_moments(self, mean: np.ndarray, std: np.ndarray) -> _Identity:
         return self
+
+
+def _from_format_1(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 config (four ``transport_*`` parameters, minibatch plans only) in format 2:
+    the same training, written as one :class:`~magan.transport.Transport`."""
+    config = dict(config)
+    params = dict(config.get("params", {}))
+    weight = float(params.pop("transport_pairs_weight", 2.0))
+    used = config.pop("transport_cost", None)  # what its "auto" resolved to
+    cost = used or params.pop("transport_cost", "auto")
+    params.pop("transport_cost", None)
+    setting = Transport(kind="minibatch" if weight > 0 else "none", weight=weight,
+                        epsilon=params.pop("transport_epsilon", 0.02),
+                        cost=cost, warmup=params.pop("transport_warmup", 0.3))
+    params["transport"] = setting.to_dict()
+    config["params"] = params
+    config.pop("known_partner_rank", None)
+    config["transport"] = (None if used is None else
+                           {**setting.to_dict(), "cost": used, "reason": "format 1"})
+    config["format_version"] = 2
+    return config

@@ -111,6 +111,8 @@ def _jsonable(value: Any) -> Any:
         return float(value)
     if value is None or isinstance(value, (str, int, float)):
         return value
+    if hasattr(value, "to_dict"):  # a magan.Transport
+        return _jsonable(value.to_dict())
     if hasattr(value, "get_state"):  # a magan.preprocessing.Transform
         try:
             return _jsonable(value.get_state())
@@ -172,6 +174,7 @@ def uns_record(model: MAGAN, *, domain: int, metrics: Mapping[str, Any] | None =
         "feature_names2": list(model.feature_names2_),
         "shared_features": {"domain1": f1, "domain2": f2},
         "n_known_pairs": int(getattr(model, "n_known_pairs_", 0)),
+        "transport": _jsonable(getattr(model, "transport_", None)),
         "n_steps_trained": int(getattr(model, "n_steps_trained_", 0)),
         "history": history_summary(getattr(model, "history_", None)),
         "metrics": _metrics_record(metrics),

@@ -190,7 +190,8 @@ class Trainer:
         adv21 = generator_adversarial_loss(_frozen(m.d1, out["x21"]))
         cyc1 = cycle_loss(x1, out["x121"])
         cyc2 = cycle_loss(x2, out["x212"])
-        batch = CorrespondenceBatch(x1, x2, out["x12"], out["x21"], p1, p2)
+        batch = CorrespondenceBatch(x1, x2, out["x12"], out["x21"], p1, p2,
+                                    self.step_count)
         corr = [term(batch, m) for term in self.terms]
         g_loss = w.adversarial * (adv12 + adv21) + w.cycle * (cyc1 + cyc2)
         for term, value in zip(self.terms, corr):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from magan.errors import ConfigError
+from magan.transport import Transport
 
 Metrics = dict[str, dict[str, float]]  # method -> metric -> value
 
@@ -40,7 +41,7 @@ GAN_VARIANTS: dict[str, dict[str, Any]] = {
     "magan": {"batch_size": 256},
     # The published recipe (MAGAN.paper(): batch 100, no input scaling, none of magan's
     # additions), small widths and far fewer than its 100,000 steps.
-    "magan_paper": {"batch_size": 100, "standardize": False, "transport_pairs_weight": 0.0,
+    "magan_paper": {"batch_size": 100, "standardize": False, "transport": "none",
                     "generator_ema": None},
     # The ablation: no correspondence at all (a CycleGAN with manifold augmentation).
     "plain_gan": {"batch_size": 256, "correspondence": False},
@@ -51,24 +52,25 @@ GAN_VARIANTS: dict[str, dict[str, Any]] = {
 ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     # magan's first default mode: the paper's losses on inputs scaled feature by feature,
     # batch 256.
-    "magan_basic": {"batch_size": 256, "standardize": True, "transport_pairs_weight": 0.0,
+    "magan_basic": {"batch_size": 256, "standardize": True, "transport": "none",
                     "generator_ema": None},
-    "magan_no_transport": {"batch_size": 256, "transport_pairs_weight": 0.0},
+    "magan_no_transport": {"batch_size": 256, "transport": "none"},
     "magan_no_average": {"batch_size": 256, "generator_ema": None},
     # magan's default with shared features compared after each domain's own standardisation.
     "magan_standardized": {"batch_size": 256, "shared_features_match": "standardized"},
     # magan's default with each feature scaled to unit variance (the default until the
     # common-scale change; with shared features, exactly the issue-9 default).
     "magan_per_feature": {"batch_size": 256, "standardize": True},
-    # magan's default with the transport plan forced to one kind; both differ from "magan"
-    # only without shared features, where "auto" asks the known pairs which to use: a fused
-    # Gromov-Wasserstein plan (each domain's within-batch distances + the translations) or
-    # the translations alone.
-    "magan_structure": {"batch_size": 256, "transport_cost": "structure"},
-    "magan_translation": {"batch_size": 256, "transport_cost": "translation"},
-    # magan's default with the translation plan at full weight from the first step (the
-    # default before transport_warmup): differs from "magan" only where "auto" picks it.
-    "magan_no_warmup": {"batch_size": 256, "transport_warmup": 0.0},
+    # magan's default with minibatch plans where "auto" uses the landmark plan (no shared
+    # features): a fused Gromov-Wasserstein plan per batch (within-batch distances + the
+    # translations), or the translations alone (the default before the landmark plan).
+    "magan_structure": {"batch_size": 256,
+                        "transport": Transport(kind="minibatch", cost="structure")},
+    "magan_translation": {"batch_size": 256,
+                          "transport": Transport(kind="minibatch", cost="translation")},
+    # the translation plan at full weight from the first step (no warm-up ramp)
+    "magan_no_warmup": {"batch_size": 256,
+                        "transport": Transport(kind="minibatch", cost="translation", warmup=0.0)},
 }
 ALL_VARIANTS = {**GAN_VARIANTS, **ABLATION_VARIANTS}
 
@@ -199,6 +201,8 @@ def _jsonable(x: Any) -> Any:
         return float(x) if math.isfinite(float(x)) else None
     if isinstance(x, np.integer):
         return int(x)
+    if isinstance(x, Transport):
+        return _jsonable(x.to_dict())
     return x
 
 
