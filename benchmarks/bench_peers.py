@@ -124,7 +124,7 @@ def main() -> None:
                         help="MAGAN's seeds, one row each (the peers run once)")
     parser.add_argument("--magan-params", type=json.loads, default={},
                         help='JSON of MAGAN parameters over the benchmark\'s, e.g. '
-                             '\'{"transport_warmup": 0}\'')
+                             '\'{"transport": "minibatch"}\'')
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
