@@ -1012,6 +1012,7 @@ class MAGAN:
         try:
             params = config["params"]
             params.setdefault("start_from_identity", False)  # older files: plain generators
+            params["transport"] = Transport.coerce(params.get("transport", "auto"))
             model = cls(**params)
             model.device = device
             net = NetworkConfig(**config["network"])
