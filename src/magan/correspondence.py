@@ -251,10 +251,13 @@ def sinkhorn(cost: torch.Tensor, epsilon: float, n_iter: int = 50,
             power == 1.0 or bool((shifted.max(dim=1).values > _KERNEL_FLOOR).all())):
         kernel = torch.exp(shifted)
         v = torch.ones(m, dtype=kernel.dtype, device=kernel.device)
+        relaxed = power != 1.0
         for _ in range(n_iter):  # in place: Python-level tensor ops cost as much as the maths
             u = torch.mv(kernel, v).mul_(n).reciprocal_()
-            v = torch.mv(kernel.T, u.pow_(power) if power != 1.0 else u).mul_(m).reciprocal_()
-            if power != 1.0:
+            if relaxed:
+                u.pow_(power)
+            v = torch.mv(kernel.T, u).mul_(m).reciprocal_()
+            if relaxed:
                 v.pow_(power)
         return (u[:, None] * kernel * v[None, :]).to(cost.dtype)
     log_a = torch.full((n,), -float(np.log(n)), dtype=cost.dtype, device=cost.device)

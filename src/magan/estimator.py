@@ -730,8 +730,8 @@ class MAGAN:
         raw = [take_rows(x, r) for x, r in zip((x1, x2), rows)]
         steps = (self.preprocessing1_, self.preprocessing2_)
         geometry = [self._forward_preprocess(pre[:-1], a) for pre, a in zip(steps, raw)]
-        inputs = [torch.as_tensor(self._forward_preprocess(pre, a), device=device)
-                  for pre, a in zip(steps, raw)]
+        inputs = [torch.as_tensor(self._forward_preprocess(pre[-1:], g), device=device)
+                  for pre, g in zip(steps, geometry)]  # then the model's own scaling
         anchors = tuple(np.searchsorted(r, known[:, c]) for c, r in enumerate(rows))
         plan, rounds = landmark_plan(*geometry, setting, anchors=anchors, device=device)
         spreads = [neighbour_spread(t) for t in inputs]
@@ -1093,12 +1093,11 @@ def _from_format_1(config: dict[str, Any]) -> dict[str, Any]:
     config = dict(config)
     params = dict(config.get("params", {}))
     weight = float(params.pop("transport_pairs_weight", 2.0))
+    declared = params.pop("transport_cost", "auto")
     used = config.pop("transport_cost", None)  # what its "auto" resolved to
-    cost = used or params.pop("transport_cost", "auto")
-    params.pop("transport_cost", None)
     setting = Transport(kind="minibatch" if weight > 0 else "none", weight=weight,
                         epsilon=params.pop("transport_epsilon", 0.02),
-                        cost=cost, warmup=params.pop("transport_warmup", 0.3))
+                        cost=used or declared, warmup=params.pop("transport_warmup", 0.3))
     params["transport"] = setting.to_dict()
     config["params"] = params
     config.pop("known_partner_rank", None)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from magan.correspondence import sinkhorn
+from magan.correspondence import STRUCTURE_EPSILON, sinkhorn  # minibatch GW blur
 from magan.errors import ConfigError
 
 __all__ = ["Transport", "anchor_rank", "choose_landmarks", "geodesic_distances", "landmark_plan",
@@ -39,7 +39,6 @@ __all__ = ["Transport", "anchor_rank", "choose_landmarks", "geodesic_distances",
 KINDS = ("auto", "landmark", "minibatch", "none")
 COSTS = ("auto", "shared", "translation", "structure")
 MINIBATCH_EPSILON = 0.02  # relative to the mean cost (magan.correspondence.sinkhorn)
-STRUCTURE_EPSILON = 0.05  # the same, for minibatch GW plans (sharper ones stall: 5 x 10 rounds)
 LANDMARK_EPSILON = 2.5e-3  # absolute, on geodesic distances scaled to max 1 (POT's 5e-3)
 
 
@@ -219,6 +218,7 @@ def landmark_plan(g1: np.ndarray, g2: np.ndarray, setting: Transport, *,
     The GW iterations linearise the square loss at the current plan T (Peyré et al. 2016):
     ``cost = const - 2 C1 T C2^T``, then Sinkhorn; they stop when no entry of T moves by
     more than ``tol`` times the uniform plan's entries, or after ``max_outer`` rounds.
+    ``start``: the plan to begin from (default the uniform one).
 
     ``anchors`` (row positions in ``g1`` and ``g2`` of the known pairs) *orient* the plan and
     then let go: the first ``ORIENT_ROUNDS`` rounds add the anchors' cost (each landmark's
