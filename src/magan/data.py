@@ -1,5 +1,6 @@
-"""From what users pass (ndarray, DataFrame, AnnData) to validated float matrices, and the
-minibatch sampler that feeds training.
+"""From what users pass (ndarray, DataFrame, AnnData) to validated float matrices, the row
+sources that hold a domain's preprocessed cells in memory or leave them on disk, and the
+minibatch samplers that feed training.
 
 The sampler draws rows with replacement from a torch generator living on the training device, so
 a step never waits for the host and a run is reproducible from its seed. (Distributed runs give
@@ -8,9 +9,10 @@ each rank its own shard and seed offset; see ``training``.)
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +20,24 @@ import numpy as np
 import torch
 
 from magan.errors import DataError
+from magan.preprocessing import Standardizer, Transform
 
 __all__ = [
     "HostPairSampler",
+    "InMemoryRows",
     "Matrix",
+    "OnDiskRows",
     "PairSampler",
+    "RowSource",
+    "apply_steps",
     "as_matrix",
     "constant_features",
     "drop_nonfinite_rows",
     "host_matrix",
+    "invert_steps",
     "is_out_of_core",
     "iter_chunks",
+    "pair_sampler",
     "release_rows",
     "resolve_known_pairs",
     "resolve_shared_features",
@@ -541,3 +550,163 @@ class HostPairSampler:
                                    generator=self.generator).to(self.pairs1.device)
                 p1, p2 = self.pairs1[ip], self.pairs2[ip]
         return b1, b2, p1, p2
+
+
+# ---- row sources: one interface for in-memory and on-disk training data ----------------------
+def apply_steps(steps: Sequence[Transform], X: Any) -> np.ndarray:
+    """``X`` through a domain's fitted preprocessing (its ``preprocessing1_``/``2_`` list), as
+    float32: the units the networks work in."""
+    for step in steps:
+        X = step.transform(X)
+    return np.asarray(X, dtype=np.float32)
+
+
+def invert_steps(steps: Sequence[Transform], X: Any) -> np.ndarray:
+    """Back from the networks' units to the user's: the steps inverted in reverse order."""
+    for step in reversed(steps):
+        X = step.inverse_transform(X)
+    return np.asarray(X, dtype=np.float32)
+
+
+ScalerFactory = Callable[[int], Standardizer]  # d features -> an unfitted last step
+
+
+class RowSource:
+    """One domain's training cells behind one interface, so that training has no in-memory /
+    on-disk branches: ``steps`` (the fitted preprocessing), ``take(rows)`` (preprocessed rows),
+    a sampler over them and a fingerprint for checkpoints. Built by :meth:`fit` of
+    :class:`InMemoryRows` or :class:`OnDiskRows`."""
+
+    on_disk = False
+
+    def __init__(self, raw: Any, steps: list[Transform]) -> None:
+        self.raw, self.steps = raw, steps
+
+    @property
+    def n(self) -> int:
+        return int(self.raw.shape[0])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (any order), preprocessed."""
+        return apply_steps(self.steps, take_rows(self.raw, rows))
+
+    def fingerprint(self) -> list[np.ndarray]:
+        """Arrays that identify these cells for a checkpoint's fingerprint."""
+        raise NotImplementedError
+
+
+class InMemoryRows(RowSource):
+    """Cells preprocessed once into memory (``values``); minibatches are drawn on the device."""
+
+    def __init__(self, raw: Any, steps: list[Transform]) -> None:
+        super().__init__(raw, steps)
+        self.values = apply_steps(steps, raw)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, user: Transform | None, scaler: ScalerFactory,
+            name: str) -> InMemoryRows:
+        """Fit the user's transform (if any), then the model's scaling, on all of ``X``."""
+        steps: list[Transform] = []
+        Z = X
+        if user is not None:
+            step = copy.deepcopy(user)
+            Z = step.fit_transform(X)
+            if not np.isfinite(Z).all():
+                raise DataError(f"{name}: preprocessing {type(user).__name__} produced NaN/inf "
+                                "(e.g. log of negative values)")
+            steps.append(step)
+        steps.append(scaler(Z.shape[1]).fit(Z))
+        return cls(X, steps)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[rows]
+
+    def fingerprint(self) -> list[np.ndarray]:
+        return [self.values]
+
+
+class OnDiskRows(RowSource):
+    """Cells left where they are (memmap, h5py, backed AnnData); each minibatch is read and
+    preprocessed when drawn, so memory does not grow with the number of cells."""
+
+    on_disk = True
+    fit_rows = 131_072  # a data-dependent user transform is fitted on at most this many cells
+
+    @classmethod
+    def fit(cls, X: Any, user: Transform | None, scaler: ScalerFactory, name: str,
+            seed: int, chunk: int = 1 << 16) -> OnDiskRows:
+        """One pass over chunks, O(chunk) memory. The scaling's mean and variance are merged
+        chunk by chunk in float64 (Chan et al.'s parallel update), so they match a full-array
+        fit to rounding; the pass also checks every value is finite and warns about constant
+        features."""
+        steps: list[Transform] = []
+        n, d = X.shape
+        if user is not None:
+            step = copy.deepcopy(user)
+            rng = np.random.default_rng(seed)
+            rows = np.arange(n) if n <= cls.fit_rows else np.sort(
+                rng.choice(n, cls.fit_rows, replace=False))
+            step.fit(take_rows(X, rows))
+            steps.append(step)
+        count, mean, m2 = 0, np.zeros(d), np.zeros(d)
+        for start, block in iter_chunks(X, chunk):
+            Z = steps[0].transform(block) if steps else block
+            _check_finite_chunk(Z, block, start, name, user if steps else None)
+            Z = np.asarray(Z, dtype=np.float64)
+            k = len(Z)
+            bmean = Z.mean(axis=0)
+            bm2 = ((Z - bmean) ** 2).sum(axis=0)
+            delta = bmean - mean
+            total = count + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + bm2 + delta ** 2 * (count * k / total)
+            count = total
+        std = np.sqrt(m2 / count)
+        constant = np.flatnonzero(std == 0)
+        if len(constant):
+            warnings.warn(f"{name}: features {constant[:10].tolist()} are constant (zero "
+                          "variance); they carry no information for the alignment",
+                          stacklevel=4)
+        steps.append(scaler(d).set_moments(mean, std))
+        return cls(X, steps)
+
+    def fingerprint(self) -> list[np.ndarray]:
+        """Shape, fitted scaling and the first and last 1,024 rows, not every value: hashing
+        10^7 cells would cost a full read."""
+        n = self.n
+        head, tail = np.arange(min(n, 1024)), np.arange(max(0, n - 1024), n)
+        return [np.asarray(self.raw.shape), self.steps[-1].mean_, self.steps[-1].scale_,
+                take_rows(self.raw, head), take_rows(self.raw, tail)]
+
+
+def _check_finite_chunk(Z: np.ndarray, block: np.ndarray, start: int, name: str,
+                        user: Transform | None) -> None:
+    """Name the first rows of a chunk whose values (or preprocessed values) are not finite."""
+    bad = ~np.isfinite(Z)
+    if bad.any():
+        rows = (start + np.flatnonzero(bad.any(axis=1))[:5]).tolist()
+        what = (f"preprocessing {type(user).__name__} produced NaN/inf"
+                if user is not None and np.isfinite(block).all() else "NaN/inf values")
+        raise DataError(f"{name}: {what} in rows {rows} (out-of-core input is "
+                        "checked chunk by chunk; clean the file first)")
+
+
+def pair_sampler(source1: RowSource, source2: RowSource, batch_size: int, seed: int,
+                 device: torch.device, known: np.ndarray,
+                 shards: tuple[np.ndarray, np.ndarray]) -> PairSampler | HostPairSampler:
+    """The minibatch sampler over two row sources and the known pairs' rows: on the device for
+    cells in memory, from the host for cells on disk. ``shards``: each domain's rows this
+    process trains on (all of them outside a distributed run)."""
+    known_rows = None
+    if len(known):
+        known_rows = tuple(torch.as_tensor(s.take(known[:, c]), device=device)
+                           for c, s in enumerate((source1, source2)))
+    if not (source1.on_disk or source2.on_disk):
+        t1, t2 = (torch.as_tensor(s.values[r], device=device)
+                  for s, r in zip((source1, source2), shards))
+        return PairSampler(t1, t2, batch_size, seed=seed, pairs=known_rows)
+    return HostPairSampler(
+        source1.raw, source2.raw, batch_size, seed,
+        preprocess1=lambda a: apply_steps(source1.steps, a),
+        preprocess2=lambda a: apply_steps(source2.steps, a), device=device,
+        rows1=shards[0], rows2=shards[1], pairs=known_rows)

@@ -89,7 +89,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from magan.correspondence import same_value_map
-from magan.data import Matrix, resolve_known_pairs, resolve_shared_features, take_rows
+from magan.data import Matrix, apply_steps, resolve_known_pairs, resolve_shared_features, take_rows
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
 from magan.nn import apply_in_blocks
@@ -716,8 +716,8 @@ def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = No
     m2 = model.check_input(x2, domain=2)
     _, raw1 = _subsample(m1.X, max_cells, rng)
     _, raw2 = _subsample(m2.X, max_cells, rng)
-    z1 = model._forward_preprocess(model.preprocessing1_, raw1).astype(np.float64)
-    z2 = model._forward_preprocess(model.preprocessing2_, raw2).astype(np.float64)
+    z1 = apply_steps(model.preprocessing1_, raw1).astype(np.float64)
+    z2 = apply_steps(model.preprocessing2_, raw2).astype(np.float64)
     g12, g21 = model.module_.g12, model.module_.g21
     y12, y21 = _generate(g12, z1), _generate(g21, z2)
     cyc1, cyc2 = _generate(g21, y12), _generate(g12, y21)
@@ -824,12 +824,12 @@ def holdout_known_pairs(model: MAGAN, x1: Any, x2: Any, *, known_pairs: Any,
     held, train = known[order[:n_held]], known[order[n_held:]]
     clone = type(model)(**{**model.get_params(), "progress": False})
     clone.fit(x1, x2, known_pairs=train, diagnose=False, **fit_kw)
-    z1h = clone._forward_preprocess(clone.preprocessing1_, take_rows(m1.X, held[:, 0]))
-    z2h = clone._forward_preprocess(clone.preprocessing2_, take_rows(m2.X, held[:, 1]))
+    z1h = apply_steps(clone.preprocessing1_, take_rows(m1.X, held[:, 0]))
+    z2h = apply_steps(clone.preprocessing2_, take_rows(m2.X, held[:, 1]))
     _, pool1 = _subsample(m1.X, max_cells, rng)
     _, pool2 = _subsample(m2.X, max_cells, rng)
-    pool1 = clone._forward_preprocess(clone.preprocessing1_, pool1).astype(np.float64)
-    pool2 = clone._forward_preprocess(clone.preprocessing2_, pool2).astype(np.float64)
+    pool1 = apply_steps(clone.preprocessing1_, pool1).astype(np.float64)
+    pool2 = apply_steps(clone.preprocessing2_, pool2).astype(np.float64)
     y12 = _generate(clone.module_.g12, z1h)
     y21 = _generate(clone.module_.g21, z2h)
     z1h, z2h = z1h.astype(np.float64), z2h.astype(np.float64)

@@ -8,13 +8,13 @@ in ``_``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import inspect
 import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,19 @@ from magan.correspondence import (
     same_value_map,
 )
 from magan.data import (
-    HostPairSampler,
+    InMemoryRows,
     Matrix,
-    PairSampler,
+    OnDiskRows,
+    RowSource,
+    apply_steps,
     as_matrix,
     constant_features,
     drop_nonfinite_rows,
     host_matrix,
+    invert_steps,
     is_out_of_core,
     iter_chunks,
+    pair_sampler,
     release_rows,
     resolve_known_pairs,
     resolve_shared_features,
@@ -403,22 +407,29 @@ class MAGAN:
             input; ``"all"``; or a list of names. Recorded in ``channels_``.
         """
         self._check_params()
-        if diagnose not in (True, False, "holdout"):
-            raise ConfigError("The 'diagnose' parameter of fit must be True, False or "
-                              f"'holdout'. Got {diagnose!r} instead.")
-        every = checkpoint_every
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ConfigError("The 'checkpoint_every' parameter of fit must be an int >= 1. "
-                              f"Got {checkpoint_every!r} instead.")
-        if resume and checkpoint_dir is None:
-            raise ConfigError("resume=True needs checkpoint_dir (where the interrupted run "
-                              "wrote its checkpoints)")
+        _check_fit_options(diagnose, checkpoint_every, resume, checkpoint_dir)
         x1, x2, pre1, pre2 = self._choose_channels(x1, x2, channels)
-        ooc = (in_memory is False or (in_memory is None and (
+        inputs = self._validate(x1, x2, shared_features, known_pairs, relation, layer1, layer2,
+                                drop_nonfinite, in_memory)
+        device = self._record_inputs(inputs)
+        rows = self._prepare_rows(inputs, pre1, pre2)
+        module, terms, weights = self._build(inputs, rows, device)
+        trainer = self._train(module, terms, weights, inputs, rows, device,
+                              checkpoint_dir, checkpoint_every, resume)
+        self._finalise(trainer, inputs, diagnose)
+        return self
+
+    # ---- the stages of fit ---------------------------------------------------------------
+    def _validate(self, x1: Any, x2: Any, shared_features: Any, known_pairs: Any,
+                  relation: Any, layer1: str | None, layer2: str | None,
+                  drop_nonfinite: bool, in_memory: bool | None) -> _FitInputs:
+        """Stage 1: the inputs as validated matrices, the shared features and known pairs as
+        column and row indices, and whether training reads the cells from disk."""
+        on_disk = (in_memory is False or (in_memory is None and (
             is_out_of_core(x1, layer1) or is_out_of_core(x2, layer2))))
-        if ooc and drop_nonfinite:
+        if on_disk and drop_nonfinite:
             raise ConfigError("drop_nonfinite=True needs the data in memory (in_memory=True)")
-        if ooc:  # no copies: validated shape/dtype now, values chunk by chunk below
+        if on_disk:  # no copies: validated shape/dtype now, values chunk by chunk later
             m1, m2 = (host_matrix(x, name=f"x{i}", layer=layer, cell_names=known_pairs is not None)
                       if is_out_of_core(x, layer) else as_matrix(x, name=f"x{i}", layer=layer)
                       for i, x, layer in ((1, x1, layer1), (2, x2, layer2)))
@@ -430,73 +441,83 @@ class MAGAN:
         if drop_nonfinite:
             m1, m2, known, note = drop_nonfinite_rows(m1, m2, known)
             if note:
-                warnings.warn(f"drop_nonfinite: {note}", stacklevel=2)
-        for m, name in ((m1, "x1"), (m2, "x2")) if not ooc else ():  # out-of-core: see below
-            constant = constant_features(m)
+                warnings.warn(f"drop_nonfinite: {note}", stacklevel=3)
+        for m, name in ((m1, "x1"), (m2, "x2")) if not on_disk else ():  # on disk: while
+            constant = constant_features(m)  # the scaling is fitted (OnDiskRows.fit)
             if constant:
                 warnings.warn(f"{name}: features {constant[:10]} are constant (zero variance); "
                               "they carry no information for the alignment (translations keep "
-                              "them near their constant value)", stacklevel=2)
+                              "them near their constant value)", stacklevel=3)
         if not self.correspondence and (pairs or len(known) or relation is not None):
             warnings.warn("correspondence=False: shared_features, known_pairs and relation are "
-                          "ignored (plain GAN ablation)", stacklevel=2)
+                          "ignored (plain GAN ablation)", stacklevel=3)
             pairs, known, relation = [], np.zeros((0, 2), dtype=np.int64), None
         if self.correspondence and not pairs and not len(known) and relation is None:
             warnings.warn("no shared_features, known_pairs or relation given: cells are matched "
                           "by each domain's geometry alone (a landmark Gromov-Wasserstein plan, "
                           "unless transport='none': a plain GAN), which can match a symmetric "
-                          "shape mirrored; a few known pairs fix that", stacklevel=2)
+                          "shape mirrored; a few known pairs fix that", stacklevel=3)
+        return _FitInputs(m1, m2, pairs, known, relation, on_disk)
 
-        init_from_env(self.device)  # joins torchrun's process group when launched by it
-        device = local_device(resolve_device(self.device))
-        self.device_ = device
+    def _record_inputs(self, inputs: _FitInputs) -> torch.device:
+        """The fitted attributes that describe the inputs, and the training device (joining
+        torchrun's process group when launched by it)."""
+        m1, m2 = inputs.m1, inputs.m2
+        init_from_env(self.device)
+        self.device_ = local_device(resolve_device(self.device))
         self.feature_names1_ = m1.feature_names or [str(i) for i in range(m1.X.shape[1])]
         self.feature_names2_ = m2.feature_names or [str(j) for j in range(m2.X.shape[1])]
         self.has_names1_ = m1.feature_names is not None
         self.has_names2_ = m2.feature_names is not None
         self.shared_features_ = [(self.feature_names1_[i], self.feature_names2_[j])
-                                 for i, j in pairs]
-        self.n_known_pairs_ = len(known)
+                                 for i, j in inputs.pairs]
+        self.n_known_pairs_ = len(inputs.known)
+        return self.device_
 
-        if ooc:
-            self.preprocessing1_ = self._fit_preprocessing_chunked(pre1, m1.X, "x1")
-            self.preprocessing2_ = self._fit_preprocessing_chunked(pre2, m2.X, "x2")
-            z1, z2 = m1.X, m2.X  # raw, on the host: the sampler preprocesses each minibatch
-        else:
-            self.preprocessing1_ = self._fit_preprocessing(pre1, m1.X, "x1")
-            self.preprocessing2_ = self._fit_preprocessing(pre2, m2.X, "x2")
-            z1 = self._forward_preprocess(self.preprocessing1_, m1.X)
-            z2 = self._forward_preprocess(self.preprocessing2_, m2.X)
+    def _prepare_rows(self, inputs: _FitInputs, pre1: Transform | None,
+                      pre2: Transform | None) -> tuple[RowSource, RowSource]:
+        """Stage 2: each domain's preprocessing fitted, and its cells as a row source: in
+        memory, preprocessed once, or left on disk and preprocessed minibatch by minibatch."""
+        sources = []
+        for m, pre, name in ((inputs.m1, pre1, "x1"), (inputs.m2, pre2, "x2")):
+            if inputs.on_disk:
+                sources.append(OnDiskRows.fit(m.X, pre, self._scaler, name, self.seed))
+            else:
+                sources.append(InMemoryRows.fit(m.X, pre, self._scaler, name))
+        self.preprocessing1_, self.preprocessing2_ = sources[0].steps, sources[1].steps
+        return sources[0], sources[1]
+
+    def _build(self, inputs: _FitInputs, rows: tuple[RowSource, RowSource],
+               device: torch.device) -> tuple[MAGANModule, list, LossWeights]:
+        """Stage 3: the networks, the correspondence terms and their weights. What the
+        ``transport`` setting resolved to is recorded in ``transport_``."""
         scaler1, scaler2 = self.preprocessing1_[-1], self.preprocessing2_[-1]
+        tied = self._informative_pairs(inputs.pairs, scaler1, scaler2)  # pairs as declared
+        skips = (self._shared_skips(tied, scaler1, scaler2)
+                 if self.start_from_identity and tied else (None, None))
+        self.network_config_ = NetworkConfig(
+            inputs.m1.X.shape[1], inputs.m2.X.shape[1], tuple(self.generator_widths),
+            tuple(self.discriminator_widths), self.activation, *skips)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            module = MAGANModule(self.network_config_)
+        module.to(device)
         scales = {}
         if self.standardize:
             scales = {"mean1": scaler1.mean_, "scale1": scaler1.scale_,
                       "mean2": scaler2.mean_, "scale2": scaler2.scale_}
-
-        tied = self._informative_pairs(pairs, scaler1, scaler2)  # trained on; pairs as declared
-        skips = (self._shared_skips(tied, scaler1, scaler2)
-                 if self.start_from_identity and tied else (None, None))
-        config = NetworkConfig(
-            m1.X.shape[1], m2.X.shape[1], tuple(self.generator_widths),
-            tuple(self.discriminator_widths), self.activation, *skips,
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            module = MAGANModule(config)
-        module.to(device)
-
-        terms = []
+        terms: list = []
         shared_term = None
         if tied:
             shared_term = SharedFeatures(tied, match=self.shared_features_match, **scales)
             terms.append(shared_term)
-        if len(known):
+        if len(inputs.known):
             terms.append(KnownPairs())
-        if relation is not None:
-            terms.append(Relation(relation, **scales))
+        if inputs.relation is not None:
+            terms.append(Relation(inputs.relation, **scales))
         setting = Transport.coerce(self.transport).resolve(
             correspondence=self.correspondence, shared=shared_term is not None,
-            known_pairs=len(known), relation=relation is not None)
+            known_pairs=len(inputs.known), relation=inputs.relation is not None)
         self.transport_ = setting.to_dict()  # what "auto" resolved to, and why
         self.adversarial_weight_ = (float(self.adversarial_weight)
                                     if self.adversarial_weight != "auto"
@@ -504,37 +525,8 @@ class MAGAN:
         if setting.kind == "minibatch":
             terms.append(TransportPairs(setting.epsilon, setting.cost, shared=shared_term))
         elif setting.kind == "landmark":
-            terms.append(self._landmark_pairs(setting, m1.X, m2.X, known, device))
-        # Distributed: every rank fits preprocessing on all cells (identical scaling), trains on
-        # its own shard with its own sampling seed, and uses every known pair.
-        n1, n2 = z1.shape[0], z2.shape[0]
-        if world_size() > n1 or world_size() > n2:
-            raise DataError(f"too few cells ({n1}, {n2}) for {world_size()} processes")
-        known_rows = None
-        seed = self.seed + 1 + 1000 * rank()
-        if ooc:
-            pre1, pre2 = self.preprocessing1_, self.preprocessing2_
-            if len(known):
-                known_rows = tuple(
-                    torch.as_tensor(self._forward_preprocess(pre, take_rows(z, known[:, c])),
-                                    device=device)
-                    for pre, z, c in ((pre1, z1, 0), (pre2, z2, 1)))
-            sharded = world_size() > 1
-            sampler = HostPairSampler(
-                z1, z2, self.batch_size, seed,
-                preprocess1=lambda a: self._forward_preprocess(pre1, a),
-                preprocess2=lambda a: self._forward_preprocess(pre2, a), device=device,
-                rows1=shard(n1) if sharded else None, rows2=shard(n2) if sharded else None,
-                pairs=known_rows)
-        else:
-            rows1, rows2 = shard(n1), shard(n2)
-            t1 = torch.as_tensor(z1[rows1], device=device)
-            t2 = torch.as_tensor(z2[rows2], device=device)
-            if len(known):
-                known_rows = (torch.as_tensor(z1[known[:, 0]], device=device),
-                              torch.as_tensor(z2[known[:, 1]], device=device))
-            sampler = PairSampler(t1, t2, self.batch_size, seed=seed, pairs=known_rows)
-        self.n_steps_ = self._steps_for(z1.shape[0], z2.shape[0])
+            terms.append(self._landmark_pairs(setting, rows, inputs.known, device))
+        self.n_steps_ = self._steps_for(rows[0].n, rows[1].n)
         weights = LossWeights(
             self.adversarial_weight_, self.cycle_weight,
             {"shared_features": self.shared_features_weight,
@@ -544,43 +536,57 @@ class MAGAN:
             warmup={"transport_pairs": round(setting.warmup * self.n_steps_)}
             if setting.kind == "minibatch" and setting.cost == "translation" else None,
         )
+        return module, [t.to(device) for t in terms], weights
+
+    def _train(self, module: MAGANModule, terms: list, weights: LossWeights,
+               inputs: _FitInputs, rows: tuple[RowSource, RowSource], device: torch.device,
+               checkpoint_dir: str | os.PathLike | None, checkpoint_every: int,
+               resume: bool) -> Trainer:
+        """Stage 4: the training loop, checkpointed and resumable. Distributed: every rank
+        fitted the preprocessing on all cells (identical scaling), trains on its own shard
+        with its own sampling seed, and uses every known pair."""
+        n1, n2 = rows[0].n, rows[1].n
+        if world_size() > n1 or world_size() > n2:
+            raise DataError(f"too few cells ({n1}, {n2}) for {world_size()} processes")
+        sampler = pair_sampler(*rows, self.batch_size, self.seed + 1 + 1000 * rank(), device,
+                               inputs.known, (shard(n1), shard(n2)))
         trainer = Trainer(
-            module, sampler, [t.to(device) for t in terms], weights,
+            module, sampler, terms, weights,
             manifold_augmentation=self.manifold_augmentation,
             generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr,
             adam_betas=tuple(self.adam_betas), generator_ema=self.generator_ema,
             precision=self.precision,
         )
-        callback = None
+        ckpt = None
         if checkpoint_dir is not None:
             from magan.checkpoint import Checkpointer
 
             ckpt = Checkpointer(checkpoint_dir, every=checkpoint_every,
-                                fingerprint=self._fingerprint(z1, z2, pairs, known, ooc))
+                                fingerprint=self._fingerprint(rows, inputs))
             if resume:
                 ckpt.restore(trainer)
-            callback = ckpt
         self.history_ = trainer.run(self.n_steps_, log_every=self.log_every,
-                                    progress=self.progress, callback=callback)
+                                    progress=self.progress, callback=ckpt)
         if not all(torch.isfinite(p).all() for p in module.parameters()):
             # The last optimizer step can overflow after the last finite loss was recorded.
             raise DivergenceError(f"training diverged: weights became non-finite by step "
                                   f"{trainer.step_count}; lower the learning rates or check the "
                                   "input scaling")
-        if checkpoint_dir is not None:
-            callback.save(trainer)
+        if ckpt is not None:
+            ckpt.save(trainer)
+        return trainer
+
+    def _finalise(self, trainer: Trainer, inputs: _FitInputs, diagnose: bool | str) -> None:
+        """Stage 5: the averaged weights become the model, then the self-diagnosis."""
         trainer.use_average()  # after the checkpoint, which keeps the live weights to resume
-        self.module_ = module.eval()
-        self.network_config_ = config
+        self.module_ = trainer.module.eval()
         self.n_steps_trained_ = trainer.step_count
         self.diagnostics_ = None  # no ground truth needed; see magan.diagnostics
         self.shared_residual_ = 1.0
         if diagnose:
-            self._diagnose(m1.X, m2.X, diagnose, relation, known, pairs, ooc)
-        return self
+            self._diagnose(inputs, diagnose)
 
-    def _diagnose(self, x1: Any, x2: Any, diagnose: bool | str, relation: Any,
-                  known: np.ndarray, pairs: list, ooc: bool) -> None:
+    def _diagnose(self, inputs: _FitInputs, diagnose: bool | str) -> None:
         """Self-diagnosis (``diagnostics_``), and never worse than doing nothing: with shared
         features and ``start_from_identity``, while the translation loses to doing nothing
         (the ``vs_identity`` check), the learnt departure on the shared features is halved,
@@ -589,30 +595,32 @@ class MAGAN:
         truth; rank 0 decides for every rank."""
         from magan import diagnostics
 
+        x1, x2, pairs, known = inputs.m1.X, inputs.m2.X, inputs.pairs, inputs.known
+        has_relation = inputs.relation is not None
         factor = 1.0
         if is_main_process():
             try:  # a judgement on the fit must never cost the fit itself
-                found = diagnostics.diagnose_fitted(self, x1, x2,
-                                                    has_relation=relation is not None)
+                found = diagnostics.diagnose_fitted(self, x1, x2, has_relation=has_relation)
                 first = found["vs_identity"]
                 if self.start_from_identity and pairs:
                     for factor in (1.0, 0.5, 0.0):
                         self._scale_shared_residual(factor)
                         if factor < 1.0:
-                            found = diagnostics.diagnose_fitted(
-                                self, x1, x2, has_relation=relation is not None)
+                            found = diagnostics.diagnose_fitted(self, x1, x2,
+                                                                has_relation=has_relation)
                         if found["vs_identity"].status == "pass":
                             break
                     found = found.with_checks(diagnostics.residual_check(factor, first))
                 if diagnose == "holdout" and world_size() == 1:  # the copy trains on 1 process
                     held = diagnostics.holdout_known_pairs(
                         self, x1, x2, known_pairs=known if len(known) else None,
-                        shared_features=pairs or None, relation=relation, in_memory=not ooc)
+                        shared_features=pairs or None, relation=inputs.relation,
+                        in_memory=not inputs.on_disk)
                     found = found.with_checks(held)
                 self.diagnostics_ = found
             except Exception as exc:  # reported, and the trained model is kept
                 warnings.warn(f"the self-diagnosis could not run ({type(exc).__name__}: {exc});"
-                              " diagnostics_ is None", stacklevel=3)
+                              " diagnostics_ is None", stacklevel=4)
         self._scale_shared_residual(float(broadcast_from_main(factor)))
 
     def _scale_shared_residual(self, factor: float) -> None:
@@ -657,23 +665,12 @@ class MAGAN:
             out.append(SharedSkip(src, dst, scale.tolist(), shift.tolist()).to_dict())
         return out[0], out[1]
 
-    def _fingerprint(self, z1: Any, z2: Any, pairs: list, known: np.ndarray,
-                     ooc: bool = False) -> str:
+    def _fingerprint(self, rows: tuple[RowSource, RowSource], inputs: _FitInputs) -> str:
         """Hash of data and parameters: a checkpoint may only resume the run that wrote it.
-
-        Out-of-core, the data enter through their shapes, fitted scaling and first and last
-        1,024 rows rather than every value (hashing 10^7 cells would cost a full read)."""
+        Cells on disk enter through a sample (:meth:`~magan.data.OnDiskRows.fingerprint`)."""
         h = hashlib.sha256()
-        arrays = [z1, z2]
-        if ooc:
-            arrays = []
-            for z, steps in ((z1, self.preprocessing1_), (z2, self.preprocessing2_)):
-                n = z.shape[0]
-                head = np.arange(min(n, 1024))
-                tail = np.arange(max(0, n - 1024), n)
-                arrays += [np.asarray(z.shape), steps[-1].mean_, steps[-1].scale_,
-                           take_rows(z, head), take_rows(z, tail)]
-        for arr in (*arrays, np.asarray(pairs, dtype=np.int64), known):
+        arrays = [*rows[0].fingerprint(), *rows[1].fingerprint()]
+        for arr in (*arrays, np.asarray(inputs.pairs, dtype=np.int64), inputs.known):
             h.update(np.ascontiguousarray(arr).tobytes())
         # n_steps may grow on resume; progress, device and log_every do not change the result.
         ignored = {"progress", "device", "n_steps", "log_every"}
@@ -701,23 +698,8 @@ class MAGAN:
         self.input_transforms_ = [why1, why2]
         return x1, x2, pre1, pre2
 
-    def _fit_preprocessing(
-        self, user: Transform | None, X: np.ndarray, name: str
-    ) -> list[Transform]:
-        steps: list[Transform] = []
-        Z = X
-        if user is not None:
-            step = copy.deepcopy(user)
-            Z = step.fit_transform(X)
-            if not np.isfinite(Z).all():
-                raise DataError(f"{name}: preprocessing {type(user).__name__} produced NaN/inf "
-                                "(e.g. log of negative values)")
-            steps.append(step)
-        steps.append(self._scaler(Z.shape[1]).fit(Z))
-        return steps
-
-    def _landmark_pairs(self, setting: Transport, x1: Any, x2: Any, known: np.ndarray,
-                        device: torch.device) -> LandmarkPairs:
+    def _landmark_pairs(self, setting: Transport, rows: tuple[RowSource, RowSource],
+                        known: np.ndarray, device: torch.device) -> LandmarkPairs:
         """The landmark plan's pseudo-pairs (:mod:`magan.transport`): seeded landmarks
         (holding the known pairs' cells), their geometry in the user's units after any
         preprocessing, their targets in the standardised units training uses. Recorded in
@@ -725,18 +707,17 @@ class MAGAN:
         import time
 
         start = time.perf_counter()
-        rows = [choose_landmarks(x.shape[0], setting.landmarks, known[:, c], self.seed + c)
-                for c, x in enumerate((x1, x2))]
-        raw = [take_rows(x, r) for x, r in zip((x1, x2), rows)]
-        steps = (self.preprocessing1_, self.preprocessing2_)
-        geometry = [self._forward_preprocess(pre[:-1], a) for pre, a in zip(steps, raw)]
-        inputs = [torch.as_tensor(self._forward_preprocess(pre[-1:], g), device=device)
-                  for pre, g in zip(steps, geometry)]  # then the model's own scaling
-        anchors = tuple(np.searchsorted(r, known[:, c]) for c, r in enumerate(rows))
+        picked = [choose_landmarks(s.n, setting.landmarks, known[:, c], self.seed + c)
+                  for c, s in enumerate(rows)]
+        raw = [take_rows(s.raw, r) for s, r in zip(rows, picked)]
+        geometry = [apply_steps(s.steps[:-1], a) for s, a in zip(rows, raw)]
+        inputs = [torch.as_tensor(apply_steps(s.steps[-1:], g), device=device)
+                  for s, g in zip(rows, geometry)]  # then the model's own scaling
+        anchors = tuple(np.searchsorted(r, known[:, c]) for c, r in enumerate(picked))
         plan, rounds = landmark_plan(*geometry, setting, anchors=anchors, device=device)
         spreads = [neighbour_spread(t) for t in inputs]
         rank = anchor_rank(plan, anchors)
-        self.transport_.update({"landmarks": [len(rows[0]), len(rows[1])], "rounds": rounds,
+        self.transport_.update({"landmarks": [len(picked[0]), len(picked[1])], "rounds": rounds,
                                 "anchor_rank": None if rank is None else round(rank, 4),
                                 "seconds": round(time.perf_counter() - start, 2)})
         return LandmarkPairs(inputs[0], inputs[1], plan, *spreads, self.batch_size, self.seed)
@@ -747,66 +728,13 @@ class MAGAN:
             return _Identity(d)
         return Standardizer(per_feature=self.standardize != "global")
 
-    def _fit_preprocessing_chunked(
-        self, user: Transform | None, X: Any, name: str, chunk: int = 1 << 16
-    ) -> list[Transform]:
-        """``_fit_preprocessing`` for on-disk data: one pass over chunks, O(chunk) memory.
-
-        The standardizer's mean and variance are merged chunk by chunk in float64 (Chan et
-        al.'s parallel update), so they match a full-array fit to rounding; the pass also
-        checks every value is finite and warns about constant features."""
-        steps: list[Transform] = []
-        n, d = X.shape
-        if user is not None:
-            step = copy.deepcopy(user)
-            rng = np.random.default_rng(self.seed)
-            rows = np.arange(n) if n <= 131_072 else np.sort(
-                rng.choice(n, 131_072, replace=False))
-            step.fit(take_rows(X, rows))
-            steps.append(step)
-        count, mean, m2 = 0, np.zeros(d), np.zeros(d)
-        for start, block in iter_chunks(X, chunk):
-            Z = steps[0].transform(block) if steps else block
-            bad = ~np.isfinite(Z)
-            if bad.any():
-                rows = (start + np.flatnonzero(bad.any(axis=1))[:5]).tolist()
-                what = (f"preprocessing {type(user).__name__} produced NaN/inf"
-                        if steps and np.isfinite(block).all() else "NaN/inf values")
-                raise DataError(f"{name}: {what} in rows {rows} (out-of-core input is "
-                                "checked chunk by chunk; clean the file first)")
-            Z = np.asarray(Z, dtype=np.float64)
-            k = len(Z)
-            bmean = Z.mean(axis=0)
-            bm2 = ((Z - bmean) ** 2).sum(axis=0)
-            delta = bmean - mean
-            total = count + k
-            mean = mean + delta * (k / total)
-            m2 = m2 + bm2 + delta ** 2 * (count * k / total)
-            count = total
-        std = np.sqrt(m2 / count)
-        constant = np.flatnonzero(std == 0)
-        if len(constant):
-            warnings.warn(f"{name}: features {constant[:10].tolist()} are constant (zero "
-                          "variance); they carry no information for the alignment",
-                          stacklevel=3)
-        steps.append(self._scaler(d).set_moments(mean, std))
-        return steps
-
-    @staticmethod
-    def _forward_preprocess(steps: list[Transform], X: np.ndarray) -> np.ndarray:
-        for step in steps:
-            X = step.transform(X)
-        return np.asarray(X, dtype=np.float32)
-
-    @staticmethod
-    def _inverse_preprocess(steps: list[Transform], X: np.ndarray) -> np.ndarray:
-        for step in reversed(steps):
-            X = step.inverse_transform(X)
-        return np.asarray(X, dtype=np.float32)
-
     # ---- using a fitted model -----------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` or ``load`` has run (scikit-learn's protocol)."""
+        return hasattr(self, "module_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError("This MAGAN is not fitted yet; call fit(x1, x2, ...) or "
                                  "MAGAN.load(path) first.")
 
@@ -816,7 +744,7 @@ class MAGAN:
         is the space for neighbours, clustering and UMAP of translated and measured cells."""
         m = self.check_input(x, domain=domain, layer=layer)
         steps = self.preprocessing1_ if domain == 1 else self.preprocessing2_
-        return self._forward_preprocess(steps, m.X)
+        return apply_steps(steps, m.X)
 
     def check_input(self, x: Any, *, domain: int = 1, layer: str | None = None,
                     allow_nonfinite: bool = False) -> Matrix:
@@ -866,11 +794,11 @@ class MAGAN:
         n_bad, first_bad = 0, []
         with torch.inference_mode():
             for start, block in iter_chunks(X, chunk):
-                Z = self._forward_preprocess(pre_in, block)
+                Z = apply_steps(pre_in, block)
                 Y = apply_in_blocks(net, torch.as_tensor(Z, device=device), rows)
                 Y = Y.float().cpu().numpy()
                 with np.errstate(over="ignore", invalid="ignore"):
-                    Y = self._inverse_preprocess(pre_out, Y)
+                    Y = invert_steps(pre_out, Y)
                 bad = ~np.isfinite(Y).all(axis=1)
                 if bad.any():
                     n_bad += int(bad.sum())
@@ -1070,6 +998,34 @@ class MAGAN:
         except Exception as exc:  # the loss log only informs; still refuse a damaged folder
             raise ModelFileError(f"{history} is corrupt: {type(exc).__name__}: {exc}") from exc
         return model
+
+
+@dataclass
+class _FitInputs:
+    """What ``fit``'s first stage hands on: both domains validated, the shared features as
+    column pairs, the known pairs as row pairs, and where the cells are read from."""
+
+    m1: Matrix
+    m2: Matrix
+    pairs: list[tuple[int, int]]
+    known: np.ndarray
+    relation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    on_disk: bool
+
+
+def _check_fit_options(diagnose: Any, checkpoint_every: Any, resume: bool,
+                       checkpoint_dir: Any) -> None:
+    """``fit``'s own options, checked before any work."""
+    if diagnose not in (True, False, "holdout"):
+        raise ConfigError("The 'diagnose' parameter of fit must be True, False or "
+                          f"'holdout'. Got {diagnose!r} instead.")
+    every = checkpoint_every
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ConfigError("The 'checkpoint_every' parameter of fit must be an int >= 1. "
+                          f"Got {checkpoint_every!r} instead.")
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs checkpoint_dir (where the interrupted run "
+                          "wrote its checkpoints)")
 
 
 class _Identity(Standardizer):

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from magan.data import Matrix, iter_chunks, known_pair_items, resolve_known_pairs, take_rows
+from magan.data import Matrix, apply_steps, iter_chunks, known_pair_items, resolve_known_pairs, take_rows
 from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
@@ -288,7 +288,7 @@ class Ensemble:
             # 90% intervals: 0.80 / 0.88 with it, 0.74 / 0.82 with the spread at the pair; the
             # local sd alone exploded where it is near zero (RESULTS.md, fourth pass).
             ref = self.noise_[domain].reference_[:2000]
-            spread = np.stack([m._translate(ref, domain) for m in self.members_]).std(axis=0,
+            spread = np.stack([_translate(m, ref, domain) for m in self.members_]).std(axis=0,
                                                                                       ddof=1)
             typical = np.median(spread, axis=0)
             scores = []
@@ -304,7 +304,7 @@ class Ensemble:
                 if not ok.any():  # pairs naming dropped (NaN/inf) cells were not trained on
                     continue
                 src, truth = src[ok], truth[ok]
-                out = np.stack([m._translate(src, domain) for m in self.members_])
+                out = np.stack([_translate(m, src, domain) for m in self.members_])
                 sd_local = self._spread(out, domain)[2]
                 scores.append(np.abs(out[k] - truth) / np.sqrt(typical ** 2 + sd_local ** 2))
             if scores:
@@ -319,8 +319,10 @@ class Ensemble:
         members = list(members)
         if not members or not all(isinstance(m, MAGAN) for m in members):
             raise ConfigError("members must be a non-empty list of fitted MAGAN models")
-        for m in members:
-            m._check_fitted()
+        for i, m in enumerate(members):
+            if not m.__sklearn_is_fitted__():
+                raise NotFittedError(f"member {i} is not fitted; an ensemble is built from "
+                                     "fitted models (MAGAN.fit or MAGAN.load)")
         first = members[0]
         for i, m in enumerate(members[1:], start=1):
             if (m.feature_names1_, m.feature_names2_, m.shared_features_) != \
@@ -351,7 +353,7 @@ class Ensemble:
         names = first.feature_names1_ if domain == 1 else first.feature_names2_
         shared = [names.index(p[domain - 1]) for p in first.shared_features_]
         steps = first.preprocessing1_ if domain == 1 else first.preprocessing2_
-        Z = first._forward_preprocess(steps, X)
+        Z = apply_steps(steps, X)  # X is checked already, and may hold dropped NaN cells
         return Z[:, shared] if shared else Z
 
     # ---- prediction ---------------------------------------------------------------------
@@ -368,9 +370,9 @@ class Ensemble:
 
     def _mean(self, X: Any, domain: int) -> np.ndarray:
         """Members' mean translation, accumulated (two (n, d) arrays, whatever K)."""
-        total = self.members_[0]._translate(X, domain)
+        total = _translate(self.members_[0], X, domain)
         for m in self.members_[1:]:
-            total += m._translate(X, domain)
+            total += _translate(m, X, domain)
         return total / len(self.members_)
 
     def transform(self, x1: Any, *, layer: str | None = None) -> np.ndarray:
@@ -399,7 +401,7 @@ class Ensemble:
                                                   for _ in range(5))
         for start, block in iter_chunks(X, _CHUNK):  # K translations of one chunk at a time
             rows = slice(start, start + len(block))
-            out = np.stack([m._translate(block, domain) for m in self.members_])
+            out = np.stack([_translate(m, block, domain) for m in self.members_])
             mean[rows], sd_model[rows], sd_local[rows] = self._spread(out, domain)
             half = q * np.sqrt(sd_model[rows] ** 2 + sd_local[rows] ** 2)
             lower[rows], upper[rows] = mean[rows] - half, mean[rows] + half
@@ -445,8 +447,7 @@ class Ensemble:
 
         def fill(folder: Path) -> None:
             for k, m in enumerate(self.members_):
-                (folder / f"member_{k}").mkdir()  # the outer folder is already the atomic
-                m._write_files(folder / f"member_{k}")  # unit: no temp folder per member
+                m.save(folder / f"member_{k}")
             for d, noise in self.noise_.items():
                 np.savez(folder / f"local_noise{d}.npz", **noise.state())
             config = {"format_version": FORMAT_VERSION, "n_members": len(self.members_),
@@ -493,6 +494,11 @@ class Ensemble:
                                      f"{exc}") from exc
         return ens
 
+
+
+def _translate(model: MAGAN, X: Any, domain: int) -> np.ndarray:
+    """One member's translation of cells of ``domain`` into the other domain."""
+    return model.transform(X) if domain == 1 else model.inverse_transform(X)
 
 
 def is_saved_ensemble(path: str | os.PathLike) -> bool:
