@@ -354,8 +354,9 @@ class TransportPairs(nn.Module):
     outputs. The plan is a constant (no gradient through Sinkhorn).
 
     ``cost`` says what P is computed from:
+
     - ``"translation"``: how far each translation lands from each cell, both directions
-      (|G12(x1_i) - x2_j|^2/d2 + |G21(x2_j) - x1_i|^2/d1), with the current generators. It
+      (``|G12(x1_i) - x2_j|^2/d2 + |G21(x2_j) - x1_i|^2/d1``), with the current generators. It
       uses everything the other terms taught them, shared features and known pairs included.
     - ``"shared"``: the shared features only, compared as :class:`SharedFeatures` does (needs
       ``shared``): a kNN-like matching on the markers both panels measured.

@@ -1,4 +1,4 @@
-"""Data-parallel training on PyTorch's own engine (torch.distributed, launched by torchrun).
+"""Data-parallel training on PyTorch's own engine (torch.distributed, launched by torchrun)::
 
     torchrun --standalone --nproc-per-node 4 -m magan align x1.h5ad x2.h5ad --out run
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\

@@ -1,6 +1,7 @@
 """The GAN and cycle losses of MAGAN as pure functions of tensors.
 
 Choices where the paper is silent (each measured or argued in the docs):
+
 - Adversarial losses are sigmoid cross-entropy on logits, the generator's in the
   non-saturating form (fakes labelled real), as in the original code.
 - Manifold augmentation: each discriminator's *real* set is its domain's samples together with

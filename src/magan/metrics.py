@@ -359,7 +359,7 @@ def interval_calibration(
 ) -> dict[str, float]:
     """Is a stated interval honest? ``coverage`` (fraction of true values inside [lower, upper]:
     0.9 for a calibrated 90% interval), ``mean_width`` and ``width_error_spearman``, the
-    Spearman correlation between each interval's width and its actual error |mean - truth|
+    Spearman correlation between each interval's width and its actual error ``|mean - truth|``
     (> 0: wider where the value is worse; NaN when every width is equal).
 
     Why both: coverage alone rewards one wide interval for everything; the correlation says
