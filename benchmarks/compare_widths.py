@@ -15,15 +15,13 @@ import warnings
 
 import torch
 
+from magan import Networks
 from magan.demo import run_cytof
 
 SETTINGS = {
-    "small (default)": {"generator_widths": (128, 64), "discriminator_widths": (256, 128),
-                        "batch_size": 128},
-    "small, batch 256": {"generator_widths": (128, 64), "discriminator_widths": (256, 128),
-                         "batch_size": 256},
-    "paper widths, batch 256": {"generator_widths": (200, 100, 50),
-                                "discriminator_widths": (800, 400, 200, 100, 50),
+    "small (default)": {"networks": Networks(), "batch_size": 128},
+    "small, batch 256": {"networks": Networks(), "batch_size": 256},
+    "paper widths, batch 256": {"networks": Networks.paper(),
                                 "batch_size": 256},
 }
 

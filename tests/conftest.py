@@ -9,8 +9,7 @@ from magan.datasets import find_shared_data
 
 # Small networks keep each fit to seconds; the algorithm is the same as with the paper's widths.
 FAST = {
-    "generator_widths": (32, 32),
-    "discriminator_widths": (64, 32),
+    "networks": {"generator": (32, 32), "discriminator": (64, 32)},
     "n_steps": 60,
     "batch_size": 32,
     "progress": False,

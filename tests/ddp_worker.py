@@ -18,8 +18,8 @@ from magan.distributed import rank, world_size
 out = Path(sys.argv[1])
 torch.set_num_threads(1)
 data = three_gaussians(n_per_cluster=1000, seed=0)
-model = MAGAN(generator_widths=(64, 32), discriminator_widths=(128, 64), n_steps=int(sys.argv[2]),
-              batch_size=64, progress=False, device="cpu", seed=0)
+model = MAGAN(networks={"generator": (64, 32), "discriminator": (128, 64)},
+              n_steps=int(sys.argv[2]), batch_size=64, progress=False, device="cpu", seed=0)
 model.fit(data.x1, data.x2, shared_features=[(0, 0)], checkpoint_dir=out / "ck",
           checkpoint_every=100)
 digest = hashlib.sha256()

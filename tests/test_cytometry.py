@@ -25,8 +25,8 @@ from magan.errors import ConfigError, DataError, ModelFileError
 from magan.estimator import MAGAN
 from magan.preprocessing import Arcsinh, ChannelTransform, Standardizer, transform_from_state
 
-TINY = {"n_steps": 40, "batch_size": 32, "generator_widths": (16,),
-        "discriminator_widths": (16,), "progress": False}
+TINY = {"n_steps": 40, "batch_size": 32, "networks": {"generator": (16,), "discriminator": (16,)},
+        "progress": False}
 FAST = ["--steps", "40", "--batch-size", "32", "--quiet", "--generator-widths", "16",
         "--discriminator-widths", "16"]
 

@@ -15,6 +15,7 @@ import pytest
 from magan import MAGAN
 from magan import diagnostics as dg
 from magan.cli import main
+from magan.correspondence import Correspondence
 from magan.datasets import three_gaussians
 from magan.diagnostics import Check, Diagnostics, diagnose_fitted, structure_score, verdict_of
 from magan.errors import ConfigError
@@ -75,12 +76,12 @@ def test_identity_map_is_the_same_value_in_the_users_units():
     x2 = rng.normal(-1, 7, size=(90, 2))
     s1, s2 = Standardizer().fit(x1), Standardizer().fit(x2)
     model = SimpleNamespace(preprocessing1_=[s1], preprocessing2_=[s2],
-                            shared_features_match="values")
+                            correspondence=Correspondence(shared_features_match="values"))
     z1 = s1.transform(x1).astype(np.float64)
     out = dg._identity(model, z1, [2, 0], [0, 1], 1)
     expected = s2.transform(np.c_[x1[:, 2], x1[:, 0]])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    model.shared_features_match = "standardized"
+    model.correspondence = Correspondence(shared_features_match="standardized")
     np.testing.assert_allclose(dg._identity(model, z1, [2, 0], [0, 1], 1), z1[:, [2, 0]])
 
 
@@ -131,7 +132,7 @@ def test_verdict_rules_and_json_round_trip():
 
 # --------------------------------------------------------------------------- fit, save, load
 
-FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
+FAST = {"networks": {"generator": (32, 32), "discriminator": (64, 32)}, "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}
 
 
@@ -257,7 +258,7 @@ def test_cli_diagnose_off_and_default_holdout(tmp_path, panels):
 # Small networks; MAGAN needs ~800 steps to learn the unshared coordinate. The plain GAN's
 # verdict (no correspondence) and the shuffled input's (its shared coordinate explains none of
 # the other) do not hinge on training length, so those fits are short.
-QUALITY = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "batch_size": 64,
+QUALITY = {"networks": {"generator": (32, 32), "discriminator": (64, 32)}, "batch_size": 64,
            "progress": False}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from magan import MAGAN
+from magan import MAGAN, Optimizer
 from magan.errors import ConfigError, DataError, MaganError, ModelFileError, NotFittedError
 from magan.preprocessing import Arcsinh
 
@@ -146,7 +146,8 @@ def test_plain_gan_is_the_same_model_without_correspondence(toy_data, fast_param
     assert "shared_features" not in plain.history_.columns
     assert plain.get_params()["correspondence"] is False
     paper = MAGAN.paper().get_params()
-    assert paper["batch_size"] == 100 and paper["discriminator_widths"] == (800, 400, 200, 100, 50)
+    assert paper["batch_size"] == 100
+    assert paper["networks"].discriminator == (800, 400, 200, 100, 50)
 
 
 def test_sklearn_style_params(toy_data, fast_params):
@@ -239,7 +240,8 @@ def test_start_from_identity_begins_as_doing_nothing(toy_data):
     MLP generators do not."""
     x1, x2 = toy_data
     shared = [(0, 1), (2, 0)]
-    model = MAGAN(n_steps=1, generator_lr=1e-12, generator_ema=None, progress=False, seed=0)
+    frozen = Optimizer(generator_lr=1e-12, ema=None)
+    model = MAGAN(n_steps=1, optimizer=frozen, progress=False, seed=0)
     model.fit(x1, x2, shared_features=shared)
     y = model.transform(x1)
     np.testing.assert_allclose(y[:, 1], x1[:, 0], rtol=1e-4, atol=1e-3)
@@ -247,7 +249,7 @@ def test_start_from_identity_begins_as_doing_nothing(toy_data):
     assert y[:, 2].std() > 0  # the unshared output starts as a plain MLP's, not a constant
     back = model.inverse_transform(x2)
     np.testing.assert_allclose(back[:, 0], x2[:, 1], rtol=1e-4, atol=1e-2)
-    plain = MAGAN(n_steps=1, generator_lr=1e-12, generator_ema=None, progress=False, seed=0,
+    plain = MAGAN(n_steps=1, optimizer=frozen, progress=False, seed=0,
                   start_from_identity=False).fit(x1, x2, shared_features=shared)
     assert not np.allclose(plain.transform(x1)[:, 1], x1[:, 0], atol=1e-2)
     with pytest.raises(ConfigError, match="start_from_identity"):

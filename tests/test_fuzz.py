@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from magan import MAGAN, io
 from magan.errors import MaganError
 
-TINY = {"generator_widths": (4,), "discriminator_widths": (4,), "n_steps": 2, "batch_size": 4,
+TINY = {"networks": {"generator": (4,), "discriminator": (4,)}, "n_steps": 2, "batch_size": 4,
         "progress": False, "log_every": 1}
 # MAGAN_FUZZ_EXAMPLES=1000 (and MAGAN_FUZZ_RANDOM=1 for fresh examples) for a deeper hunt.
 EXAMPLES = int(os.environ.get("MAGAN_FUZZ_EXAMPLES", "40"))

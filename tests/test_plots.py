@@ -22,7 +22,7 @@ from magan import MAGAN, plots
 from magan.datasets import three_gaussians
 from magan.errors import ConfigError, DataError
 
-FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
+FAST = {"networks": {"generator": (32, 32), "discriminator": (64, 32)}, "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}
 PAIRS = [(i, i) for i in range(0, 150, 10)]
 

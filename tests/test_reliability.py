@@ -35,7 +35,7 @@ from magan.errors import (
     ModelFileError,
 )
 
-TINY = {"generator_widths": (16,), "discriminator_widths": (16,), "n_steps": 20,
+TINY = {"networks": {"generator": (16,), "discriminator": (16,)}, "n_steps": 20,
         "batch_size": 16, "progress": False, "log_every": 10}
 CLI_TINY = ["--batch-size", "16", "--quiet", "--generator-widths", "16",
             "--discriminator-widths", "16", "--shared", "CD3:cd3", "--seed", "7"]

@@ -25,7 +25,7 @@ from magan.errors import ConfigError, ModelFileError, OutputExistsError
 from magan.preprocessing import _REGISTRY, Standardizer
 from magan.report import render_html, write_report
 
-FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
+FAST = {"networks": {"generator": (32, 32), "discriminator": (64, 32)}, "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}
 PAIRS = [(i, i) for i in range(0, 150, 10)]
 IMG = '<img src="data:image/png;base64,'
@@ -91,7 +91,7 @@ def test_model_only(run_dir, data):
                                "parameters", "shared-features", "files"]
     assert text.count(IMG) == 1  # the loss curves only
     assert "foscttm" in text and "0.125" in text  # from metrics.json
-    assert "generator_widths" in text and "[32, 32]" in text
+    assert "networks" in text and "[32, 32]" in text
     assert "x1_in_domain2.csv" in text
     assert "need the data" in _section_html(text, "alignment")
     # self-contained: nothing fetched from anywhere

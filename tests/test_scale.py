@@ -11,7 +11,7 @@ from magan import MAGAN
 from magan.data import HostPairSampler, take_rows
 from magan.errors import ConfigError
 
-FAST = dict(n_steps=30, batch_size=32, generator_widths=(16,), discriminator_widths=(16,),
+FAST = dict(n_steps=30, batch_size=32, networks={"generator": (16,), "discriminator": (16,)},
             log_every=10, seed=3, progress=False)
 
 

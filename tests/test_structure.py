@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "magan"
 # A module may import only from modules of a *lower* layer.
 LAYERS = [
     ["errors"],
-    ["channels"],
+    ["channels", "settings"],
     ["io", "preprocessing", "metrics", "distributed"],
     ["datasets", "data", "nn", "losses", "cytometry"],
     ["correspondence"],

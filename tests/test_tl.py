@@ -12,7 +12,7 @@ import pytest
 from magan import MAGAN, tl
 from magan.errors import ConfigError, DataError, NotFittedError
 
-FAST = {"generator_widths": (32, 32), "discriminator_widths": (64, 32), "n_steps": 60,
+FAST = {"networks": {"generator": (32, 32), "discriminator": (64, 32)}, "n_steps": 60,
         "batch_size": 32, "progress": False, "log_every": 20}
 
 
@@ -65,7 +65,7 @@ def test_translate_writes_named_fields(fitted):
     assert hist["tail_mean"]["cycle_1"] == pytest.approx(
         float(model.history_["cycle_1"].iloc[-6:].mean()), rel=1e-5)
     json.dumps(uns["params"])  # JSON-able as promised
-    assert uns["params"]["generator_widths"] == [32, 32]
+    assert uns["params"]["networks"]["generator"] == [32, 32]
 
 
 def test_translate_domain2_and_key_added(fitted):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from magan import MAGAN, Transport
+from magan import MAGAN, Correspondence, Networks, Optimizer, Transport
 from magan.correspondence import (
     CorrespondenceBatch,
     SharedFeatures,
@@ -228,8 +228,14 @@ def test_transport_pairs_refuses_bad_settings(kwargs, match):
     ({"transport": Transport(unbalanced=0)}, "unbalanced"),
     ({"transport": 3}, "must be a magan.Transport"),
     ({"adversarial_weight": "big"}, "adversarial_weight"),
-    ({"generator_ema": 1.0}, "generator_ema"),
-    ({"generator_ema": True}, "generator_ema"),
+    ({"optimizer": Optimizer(ema=1.0)}, "Optimizer ema"),
+    ({"optimizer": Optimizer(ema=True)}, "Optimizer ema"),
+    ({"optimizer": {"lr": 1}}, "no field 'lr'"),
+    ({"networks": Networks(activation="tanh")}, "Networks activation"),
+    ({"networks": Networks(generator=(0,))}, "Networks generator"),
+    ({"correspondence": {"known_pairs": -1}}, "Correspondence known_pairs"),
+    ({"correspondence": Correspondence(shared_features_match="same")},
+     "shared_features_match"),
     ({"transport": Transport(warmup=1.5)}, "warmup"),
     ({"transport": Transport(warmup=True)}, "warmup"),
 ])
@@ -259,8 +265,7 @@ def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence
     assert _terms(shared) == ["shared_features", "transport_pairs"]
     pairs = MAGAN(**fast_params).fit(x1, x2, known_pairs=[(0, 0)])
     assert _terms(pairs) == ["known_pairs", "transport_pairs"]
-    paper = MAGAN.paper(**{**fast_params, "generator_widths": (8,),
-                           "discriminator_widths": (8,)})
+    paper = MAGAN.paper(**{**fast_params, "networks": {"generator": (8,), "discriminator": (8,)}})
     assert _terms(paper.fit(x1, x2, shared_features=[(0, 0)])) == ["shared_features"]
     with pytest.warns(UserWarning, match="transport='none': a plain GAN"):
         assert _terms(MAGAN(**fast_params, transport="none").fit(x1, x2)) == []
@@ -268,8 +273,10 @@ def test_transport_term_is_on_by_default_off_in_paper_and_without_correspondence
 
 def test_averaged_generators_are_what_the_model_keeps(toy_data, fast_params):
     x1, x2 = toy_data
-    live = MAGAN(**{**fast_params, "generator_ema": None}).fit(x1, x2, shared_features=[(0, 0)])
-    avg = MAGAN(**{**fast_params, "generator_ema": 0.9}).fit(x1, x2, shared_features=[(0, 0)])
+    live = MAGAN(**fast_params, optimizer=Optimizer(ema=None)).fit(x1, x2,
+                                                                  shared_features=[(0, 0)])
+    avg = MAGAN(**fast_params, optimizer=Optimizer(ema=0.9)).fit(x1, x2,
+                                                                shared_features=[(0, 0)])
     # Same seed, same training trajectory (the average never feeds back): same losses...
     np.testing.assert_allclose(live.history_.to_numpy(), avg.history_.to_numpy(), rtol=1e-5)
     # ... but a different fitted model: the average of the last steps' weights.

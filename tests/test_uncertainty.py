@@ -77,7 +77,7 @@ def _panels(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
 @pytest.fixture(scope="module")
 def ensemble():
     p1, p2, truth = _panels(600, 0)
-    base = MAGAN(generator_widths=(32, 32), discriminator_widths=(32, 32), n_steps=1000,
+    base = MAGAN(networks={"generator": (32, 32), "discriminator": (32, 32)}, n_steps=1000,
                  batch_size=64, progress=False, device="cpu", seed=3)
     ens = Ensemble(base, n_members=3, n_neighbors=15).fit(p1, p2, shared_features="auto")
     return ens, p1, p2, truth

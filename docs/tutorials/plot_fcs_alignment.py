@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from magan import MAGAN, io, plots
+from magan import MAGAN, Correspondence, io, plots
 from magan.datasets import cytof_batches
 from magan.demo import bimodal_marker
 from magan.metrics import label_transfer, marker_correlation
@@ -75,15 +75,15 @@ print(x1.uns["fcs"]["instrument"], "-", x1.uns["fcs"]["instrument_reason"])
 # the CyTOF convention. It is inverted on output: translations come back in raw intensities.
 #
 # The shared markers are given by name (``shared_features="auto"`` would pair the identical
-# names just the same). ``shared_features_match="standardized"`` asks that a shared marker
-# keep its value *relative to its own day's* spread rather than its raw value, because the
-# batch effect shifts the shared markers themselves.
+# names just the same). ``Correspondence(shared_features_match="standardized")`` asks that a
+# shared marker keep its value *relative to its own day's* spread rather than its raw value,
+# because the batch effect shifts the shared markers themselves.
 
 shared = [(name, name) for name in x2.var_names if name in x1.var_names]
 model = MAGAN(
     preprocess1=Arcsinh(5.0),
     preprocess2=Arcsinh(5.0),
-    shared_features_match="standardized",
+    correspondence=Correspondence(shared_features_match="standardized"),
     n_steps=500,  # kept short for the documentation build; the default is "auto"
     seed=0,
     progress=False,

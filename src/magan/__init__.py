@@ -1,26 +1,26 @@
 """magan: the Manifold-Aligning GAN for aligning two single-cell datasets.
 
-``from magan import MAGAN`` is the main entry point; see its docstring.
+``from magan import MAGAN`` is the main entry point; see its docstring. Its grouped settings
+(``Correspondence``, ``Transport``, ``Networks``, ``Optimizer``) are importable from here too.
 """
 
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-__all__ = ["MAGAN", "Transport", "__version__", "tl"]
+__all__ = ["MAGAN", "Correspondence", "Networks", "Optimizer", "Transport", "__version__", "tl"]
+
+# name -> module holding it; imported on first use, so `import magan` stays cheap and never
+# imports plots
+_LAZY = {"MAGAN": "magan.estimator", "Correspondence": "magan.correspondence",
+         "Networks": "magan.nn", "Optimizer": "magan.training", "Transport": "magan.transport"}
 
 
-def __getattr__(name: str):  # lazy: `import magan` stays cheap and never imports plots
-    if name == "MAGAN":
-        from magan.estimator import MAGAN
-
-        return MAGAN
-    if name == "Transport":
-        from magan.transport import Transport
-
-        return Transport
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "tl":
-        import importlib
-
         return importlib.import_module("magan.tl")
     raise AttributeError(f"module 'magan' has no attribute {name!r}")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from magan.baselines import knn_impute_shared
+from magan.correspondence import Correspondence
 from magan.datasets import GAUSSIAN_CENTRES2, cytof_batches, three_gaussians
 from magan.estimator import MAGAN
 from magan.io import write_text_atomic
@@ -42,7 +43,7 @@ def run_gaussians(*, n_steps: int = 1000, seed: int = 0, progress: bool = False)
     """Fit MAGAN and the plain GAN on the three-Gaussian toy; report each one's cluster map."""
     data = three_gaussians(n_per_cluster=1000, seed=seed)
     result: dict[str, Any] = {"expected": [data.expected[k] for k in range(3)]}
-    params = {"generator_widths": (64, 32), "discriminator_widths": (128, 64),
+    params = {"networks": {"generator": (64, 32), "discriminator": (128, 64)},
               "n_steps": n_steps, "seed": seed, "progress": progress}
     for name, model in (("magan", MAGAN(**params)), ("plain_gan", MAGAN.plain_gan(**params))):
         model.fit(data.x1, data.x2, shared_features=[(0, 0)] if name == "magan" else None)
@@ -66,7 +67,7 @@ def run_cytof(
 ) -> dict[str, Any]:
     """Day 1 vs Day 2 with one bimodal marker missing from Day 2.
 
-    ``params`` override MAGAN's defaults (e.g. ``generator_widths``) for every method.
+    ``params`` override MAGAN's defaults (e.g. ``networks``) for every method.
     """
     day1, day2 = cytof_batches()
     a1, a2_full = np.arcsinh(day1.X / 5), np.arcsinh(day2.X / 5)
@@ -87,7 +88,7 @@ def run_cytof(
     }
     params = {"n_steps": n_steps, "seed": seed, "progress": progress,
               "preprocess1": Arcsinh(5.0), "preprocess2": Arcsinh(5.0),
-              "shared_features_match": "standardized", **params}
+              "correspondence": Correspondence(shared_features_match="standardized"), **params}
     makers = {"magan": MAGAN, "plain_gan": MAGAN.plain_gan}
     for name in methods:
         model = makers[name](**params)

@@ -88,7 +88,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from magan.correspondence import same_value_map
+from magan.correspondence import Correspondence, same_value_map
 from magan.data import Matrix, apply_steps, resolve_known_pairs, resolve_shared_features, take_rows
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
@@ -412,7 +412,8 @@ def _identity(model: MAGAN, z: np.ndarray, src: list[int], dst: list[int],
                                                    (pre_in[-1].scale_, d_in),
                                                    (pre_out[-1].mean_, d_out),
                                                    (pre_out[-1].scale_, d_out))),
-                          model.shared_features_match)
+                          (Correspondence.of(model.correspondence)
+                           or Correspondence()).shared_features_match)
     return np.asarray(z[:, src], dtype=np.float64) * a + b
 
 

@@ -24,6 +24,7 @@ import torch
 
 from magan import __version__
 from magan.correspondence import (
+    Correspondence,
     KnownPairs,
     LandmarkPairs,
     Relation,
@@ -67,9 +68,9 @@ from magan.errors import (
     NotFittedError,
 )
 from magan.io import write_dir_atomic
-from magan.nn import MAGANModule, NetworkConfig, SharedSkip, apply_in_blocks
+from magan.nn import MAGANModule, NetworkConfig, Networks, SharedSkip, apply_in_blocks
 from magan.preprocessing import Standardizer, Transform, transform_from_state
-from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
+from magan.training import PRECISIONS, LossWeights, Optimizer, Trainer, resolve_device
 from magan.transport import (
     Transport,
     anchor_rank,
@@ -80,7 +81,9 @@ from magan.transport import (
 
 __all__ = ["MAGAN"]
 
-FORMAT_VERSION = 2  # 2: one ``transport`` setting; format 1's four transport_* are converted
+# 3: grouped networks / optimizer / correspondence settings; 2: one ``transport`` setting.
+# Older formats are converted on load (_from_format_1, _from_format_2).
+FORMAT_VERSION = 3
 _CONFIG = "config.json"
 _WEIGHTS = "weights.pt"
 _HISTORY = "history.csv"
@@ -91,126 +94,126 @@ AUTO_STEPS = (1000, 3000)  # ... clipped to this range of steps
 class MAGAN:
     """Manifold-Aligning GAN (Amodio & Krishnaswamy, ICML 2018) between two domains.
 
-    G12 maps domain 1 (x1: cells × d1 features) into domain 2, G21 the reverse; D1 and D2 tell
-    real cells of each domain from translated ones. The generators minimise adversarial + cycle
-    + correspondence losses; correspondence (shared features, known pairs, a relation) is what
-    makes a cell land on its *matching* cell rather than anywhere on the other manifold.
+    G12 maps domain 1 (cells × d1 features) into domain 2, G21 the reverse; D1 and D2 tell
+    real cells of each domain from translated ones. The generators minimise adversarial +
+    cycle + correspondence losses; correspondence (shared features, known pairs, a relation)
+    is what makes a cell land on its *matching* cell rather than anywhere on the other
+    manifold. Why each default is what it is, with the measurements: docs/model.md.
 
     Parameters
     ----------
     correspondence
-        False turns every correspondence term off: the plain GAN/CycleGAN ablation, same code.
-    shared_features_weight, known_pairs_weight, relation_weight
-        Weight of each correspondence term (1, as in the original code).
-    shared_features_match
-        ``"values"`` (the paper): shared features must be equal in the user's units.
-        ``"standardized"``: equal after each domain's own centring/scaling, for batch effects
-        that shift the shared markers themselves.
-    start_from_identity
-        With shared features, each generator adds its shared inputs to its output (the same
-        value, as ``shared_features_match`` defines it) and its last layer starts at zero, so
-        training starts from "doing nothing" and learns only the departure from it
-        (:class:`~magan.nn.Generator`). Why: small bottleneck generators cannot carry hundreds
-        of shared genes through 64 units, and lost the within-population detail that doing
-        nothing keeps (docs/model.md). ``False``: plain MLP generators (the paper).
+        The weights of the correspondence terms (:class:`~magan.correspondence.Correspondence`:
+        shared features, known pairs, relation, and how shared values are compared). True:
+        all at weight 1, as in the original code. False: none, the plain GAN/CycleGAN
+        ablation, same code.
     transport
-        magan's addition to the paper: soft pseudo-pairs from an optimal-transport plan,
-        regressed onto like known pairs (a :class:`~magan.transport.Transport`, or a kind:
-        ``"auto"``, ``"landmark"``, ``"minibatch"``, ``"none"``). ``"auto"``: with shared
-        features, each step's minibatch plan on them; otherwise a plan computed once between
-        up to 2,000 landmark cells per domain from each domain's kNN-graph geometry
-        (Gromov–Wasserstein, anchored by the known pairs). What it resolved to, and why, is
-        in ``transport_``; the rule and its measurements are in :mod:`magan.transport` and
-        docs/model.md.
+        magan's addition to the paper: pseudo-pairs from an optimal-transport plan
+        (:class:`~magan.transport.Transport`, or a kind: ``"auto"``, ``"landmark"``,
+        ``"minibatch"``, ``"none"``). ``"auto"``: minibatch plans on the shared features when
+        there are any, else one landmark Gromov–Wasserstein plan from each domain's geometry,
+        anchored by the known pairs. What it resolved to, and why: ``transport_``.
+    start_from_identity
+        With shared features, each generator passes its shared inputs through and learns
+        only the departure from them (its last layer starts at zero), so training starts
+        from "doing nothing". False: plain MLP generators (the paper).
     adversarial_weight
-        Weight of the adversarial terms. ``"auto"`` (default): 1, as in the original code,
-        except with a landmark plan, 0: the plan's pseudo-pairs then say where every
-        landmark goes, and the adversarial game, which only matches distributions, pulled
-        the generators off their plan (PBMC RNA vs ATAC: translations collapsed to 0.1% of
-        the real cells' variance, label transfer 0.24 against the plan's 0.88; docs/model.md).
-        The weight used is in ``adversarial_weight_``.
+        Weight of the adversarial terms. ``"auto"``: 1, except 0 with a landmark plan, whose
+        pseudo-pairs already say where every landmark goes. The weight used:
+        ``adversarial_weight_``.
     cycle_weight
         Weight of the cycle terms (1, as in the original code).
     manifold_augmentation
         Discriminators also score cycle reconstructions as real (the paper's augmentation).
-    generator_widths, discriminator_widths, activation
-        Hidden layer widths. The original code's (G 200-100-50, D 800-400-200-100-50) are in
-        :meth:`paper`; the default (G 128-64, D 256-128, ReLU) is our measurement: on the
-        bundled CyTOF batches (``benchmarks/compare_widths.py``, 2 seeds, 3,000 steps) it
-        reached CD8 label transfer 0.94-0.95 and imputed-marker r 0.74-0.77, against 0.74 and
-        0.12-0.21 with the original widths, whose large discriminators overpower the
-        generators at this training length, and costs about a third of the time per step.
-    n_steps, batch_size
-        Training steps (one generator + one discriminator update each) and cells per domain per
-        step. ``"auto"`` (default): about ``AUTO_PASSES`` (100) passes over the larger domain's
-        cells, at least 1,000 and at most 3,000 steps (``AUTO_STEPS``; 3,000 was the fixed
-        default before). Why: a fixed count meant 3,000 steps, ~400 passes, for two 1,000-cell
-        FCS files; they align as well after 1,000 (docs/model.md), in a third of the time.
-        The steps used are in ``n_steps_``. The original code used batch 100 for ~100,000.
-    generator_lr, discriminator_lr, adam_betas
-        Adam settings (original code: 1e-3, 1e-3, (0.5, 0.99)).
-    generator_ema
-        Decay of an exponential moving average of the generators' weights (the update of
-        torch's ``AveragedModel`` EMA, without its per-step GPU sync), which becomes the
-        fitted model; ``None`` keeps the last weights (as
-        the paper). Why: the adversarial game keeps the weights moving; their average over the
-        last ~1/(1 - decay) steps is a free ensemble. Measured on the same panels task with
-        transport pairs: 0.615 → 0.638 (0.99) / 0.639 (0.995).
+    networks
+        Hidden widths and activation (:class:`~magan.nn.Networks`; a dict of its fields
+        also works). The original code's widths: ``Networks.paper()``.
+    optimizer
+        Adam settings and the averaged generators (:class:`~magan.training.Optimizer`).
+    n_steps
+        Training steps (one generator and one discriminator update each). ``"auto"``: about
+        100 passes over the larger domain's cells, within 1,000–3,000 steps (``n_steps_``).
+    batch_size
+        Cells per domain per step.
     preprocess1, preprocess2
-        Transforms applied before standardisation, inverted on output, stored with the model.
-        ``"auto"`` (default): arcsinh for FCS input (cofactor 5 mass, 150 flow; scatter
-        linear), nothing for other input, with a warning when values look untransformed
-        (:mod:`magan.cytometry`); a :mod:`magan.preprocessing` transform (e.g. ``Arcsinh(5)``);
-        or None.
+        Transforms applied before scaling, inverted on output, saved with the model.
+        ``"auto"``: arcsinh for FCS input (cofactor 5 mass, 150 flow), nothing otherwise
+        (with a warning when values look untransformed); a
+        :class:`~magan.preprocessing.Transform` (e.g. ``Arcsinh(5)``); or None.
     standardize
-        ``True`` (or ``"features"``): centre each feature per domain and scale it to unit
-        variance before training (inverted on output). The original code did not; unscaled
-        cytometry intensities make the GAN unstable. ``"global"``: centre each feature and
-        divide all of a domain's features by one common scale, keeping their relative spreads:
-        for embeddings such as PCA components, whose low-variance tail per-feature scaling would
-        blow up to the weight of the leading components (digits, 50 PCs: every translated
-        image called the same digit with ``True``). ``False``: the user's units as given.
+        ``"global"`` (default): centre each feature and divide a domain by one common scale,
+        keeping relative spreads (right for embeddings such as PCA). ``True`` /
+        ``"features"``: each feature to unit variance. ``False``: the user's units.
     device
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision
-        ``"float32"`` (default) or ``"bfloat16"``: mixed precision, training's forward passes
-        and losses under ``torch.autocast`` in bfloat16 while weights, gradients, optimizer
-        state, transport plans and ``transform`` stay float32 (bfloat16 keeps float32's
-        range, so no loss scaling). Meant for GPUs with bfloat16 tensor cores (A100, H100;
-        not yet measured there); on a CPU the gain depends on its bfloat16 support (this
-        project's 2-core AMD EPYC: 21 vs 23 ms per step, BENCHMARKS.md). Training only:
-        ``transform`` runs in float32.
+        ``"float32"`` or ``"bfloat16"`` (mixed precision for training's forward passes; for
+        GPUs with bfloat16 tensor cores; ``transform`` stays float32).
     seed
-        Seeds weight initialisation and minibatch sampling: same data, seed and device give the
-        same model.
+        Seeds weights and minibatches: same data, seed and device give the same model.
     progress
         Show a tqdm progress bar with the current losses.
     log_every
         Steps between host copies of the losses (progress bar, divergence check).
+
+    Attributes
+    ----------
+    module_ : MAGANModule
+        The four networks (generators averaged as ``optimizer.ema`` says), in eval mode.
+    network_config_ : NetworkConfig
+        The integers and pass-through the networks were built from (saved with them).
+    feature_names1_, feature_names2_ : list of str
+        Each domain's features, in the model's order (column numbers when unnamed).
+    has_names1_, has_names2_ : bool
+        Whether the features were named (new input is then matched by name).
+    shared_features_ : list of (str, str)
+        The shared feature pairs as declared.
+    n_known_pairs_ : int
+        Known pairs trained on.
+    channels_ : dict or None
+        Which channels were aligned and why (``fit(channels=...)``).
+    input_transforms_ : list
+        What ``preprocess1``/``preprocess2`` resolved to, and why.
+    preprocessing1_, preprocessing2_ : list of Transform
+        Each domain's fitted preprocessing, the model's scaling last.
+    transport_ : dict
+        The transport setting used, its reason, and for a landmark plan its size, rounds,
+        anchor rank and seconds.
+    adversarial_weight_ : float
+        The adversarial weight used.
+    n_steps_ : int
+        The steps ``n_steps`` asked for; ``n_steps_trained_``: the steps trained.
+    history_ : pandas.DataFrame
+        The losses every ``log_every`` steps.
+    diagnostics_ : Diagnostics or None
+        The self-diagnosis without ground truth (:mod:`magan.diagnostics`): ``verdict``
+        "good", "check" or "failed", and its reasons.
+    shared_residual_ : float
+        1, 0.5 or 0: the share of the learnt departure from the shared features kept, as
+        the self-diagnosis chose (never worse than doing nothing).
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> model = MAGAN(seed=0).fit(x1, x2, shared_features="auto")  # doctest: +SKIP
+    >>> model.diagnostics_.verdict  # doctest: +SKIP
+    >>> imputed = model.impute(x1)  # doctest: +SKIP
     """
 
     def __init__(
         self,
         *,
-        correspondence: bool = True,
-        shared_features_weight: float = 1.0,
-        known_pairs_weight: float = 1.0,
-        relation_weight: float = 1.0,
-        shared_features_match: str = "values",
-        start_from_identity: bool = True,
+        correspondence: bool | Correspondence = True,
         transport: Transport | str = "auto",
+        start_from_identity: bool = True,
         adversarial_weight: float | str = "auto",
         cycle_weight: float = 1.0,
         manifold_augmentation: bool = True,
-        generator_widths: Sequence[int] = (128, 64),
-        discriminator_widths: Sequence[int] = (256, 128),
-        activation: str = "relu",
+        networks: Networks = Networks(),
+        optimizer: Optimizer = Optimizer(),
         n_steps: int | str = "auto",
         batch_size: int = 128,
-        generator_lr: float = 1e-3,
-        discriminator_lr: float = 1e-3,
-        adam_betas: tuple[float, float] = (0.5, 0.99),
-        generator_ema: float | None = 0.995,
         preprocess1: Transform | str | None = "auto",
         preprocess2: Transform | str | None = "auto",
         standardize: bool | str = "global",
@@ -221,24 +224,15 @@ class MAGAN:
         log_every: int = 50,
     ) -> None:
         self.correspondence = correspondence
-        self.shared_features_weight = shared_features_weight
-        self.known_pairs_weight = known_pairs_weight
-        self.relation_weight = relation_weight
-        self.shared_features_match = shared_features_match
-        self.start_from_identity = start_from_identity
         self.transport = transport
+        self.start_from_identity = start_from_identity
         self.adversarial_weight = adversarial_weight
         self.cycle_weight = cycle_weight
         self.manifold_augmentation = manifold_augmentation
-        self.generator_widths = generator_widths
-        self.discriminator_widths = discriminator_widths
-        self.activation = activation
+        self.networks = networks
+        self.optimizer = optimizer
         self.n_steps = n_steps
         self.batch_size = batch_size
-        self.generator_lr = generator_lr
-        self.discriminator_lr = discriminator_lr
-        self.adam_betas = adam_betas
-        self.generator_ema = generator_ema
         self.preprocess1 = preprocess1
         self.preprocess2 = preprocess2
         self.standardize = standardize
@@ -253,17 +247,15 @@ class MAGAN:
     def paper(cls, **overrides: Any) -> MAGAN:
         """The published recipe as in the original code: its widths, batch 100, ~100,000 steps,
         no input scaling (pass ``n_steps`` to shorten it)."""
-        params = {"generator_widths": (200, 100, 50),
-                  "discriminator_widths": (800, 400, 200, 100, 50),
-                  "batch_size": 100, "n_steps": 100_000, "standardize": False,
-                  "transport": "none", "generator_ema": None,
+        params = {"networks": Networks.paper(), "batch_size": 100, "n_steps": 100_000,
+                  "standardize": False, "transport": "none", "optimizer": Optimizer(ema=None),
                   "start_from_identity": False}
         return cls(**{**params, **overrides})
 
     @classmethod
     def plain_gan(cls, **overrides: Any) -> MAGAN:
         """The ablation: same networks and training, no correspondence (a CycleGAN)."""
-        return cls(**{"correspondence": False, **overrides})
+        return cls(**{**overrides, "correspondence": False})
 
     # ---- sklearn-style parameter access -------------------------------------------------
     @classmethod
@@ -296,24 +288,16 @@ class MAGAN:
 
         for name in ("batch_size", "log_every") + (() if self.n_steps == "auto" else ("n_steps",)):
             positive_int(name)
-        weights = ("shared_features_weight", "known_pairs_weight", "relation_weight",
-                   "cycle_weight") + (() if self.adversarial_weight == "auto"
-                                      else ("adversarial_weight",))
-        for name in weights:
+        for name in ("cycle_weight",) + (() if self.adversarial_weight == "auto"
+                                         else ("adversarial_weight",)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
                 raise ConfigError(f"The {name!r} parameter of MAGAN must be a finite number "
                                   f">= 0. Got {value!r} instead.")
-        for name in ("generator_lr", "discriminator_lr"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value):
-                raise ConfigError(f"The {name!r} parameter of MAGAN must be > 0. "
-                                  f"Got {value!r} instead.")
-        for name in ("generator_widths", "discriminator_widths"):
-            widths = getattr(self, name)
-            if not all(isinstance(w, (int, np.integer)) and w >= 1 for w in widths):
-                raise ConfigError(f"The {name!r} parameter of MAGAN must be a sequence of "
-                                  f"positive ints. Got {widths!r} instead.")
+        if not isinstance(self.correspondence, (bool, np.bool_)):
+            Correspondence.coerce(self.correspondence).check()
+        Networks.coerce(self.networks).check()
+        Optimizer.coerce(self.optimizer).check()
         if self.standardize not in (True, False, "features", "global"):
             raise ConfigError("The 'standardize' parameter of MAGAN must be True/'features' "
                               "(each feature to unit variance), 'global' (one common scale) "
@@ -324,23 +308,20 @@ class MAGAN:
         if not isinstance(self.start_from_identity, (bool, np.bool_)):
             raise ConfigError("The 'start_from_identity' parameter of MAGAN must be True or "
                               f"False. Got {self.start_from_identity!r} instead.")
-        if self.shared_features_match not in {"values", "standardized"}:
-            raise ConfigError("The 'shared_features_match' parameter of MAGAN must be 'values' "
-                              f"or 'standardized'. Got {self.shared_features_match!r} instead.")
-        ema = self.generator_ema
-        if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
-                                or not 0 < ema < 1):
-            raise ConfigError("The 'generator_ema' parameter of MAGAN must be None or a decay "
-                              f"in (0, 1), e.g. 0.999. Got {ema!r} instead.")
         Transport.coerce(self.transport).check()
-        if self.activation not in {"relu", "leaky_relu", "elu"}:
-            raise ConfigError("The 'activation' parameter of MAGAN must be 'relu', 'leaky_relu' "
-                              f"or 'elu'. Got {self.activation!r} instead.")
         for name in ("preprocess1", "preprocess2"):
             value = getattr(self, name)
             if value is not None and value != "auto" and not isinstance(value, Transform):
                 raise ConfigError(f"The {name!r} parameter of MAGAN must be 'auto', a "
                                   f"magan.preprocessing.Transform or None. Got {value!r}.")
+
+    def _correspondence(self) -> Correspondence | None:
+        """The correspondence weights, or None for the plain-GAN ablation."""
+        return Correspondence.of(self.correspondence)
+
+    def _match(self) -> str:
+        """How shared values are compared (``Correspondence.shared_features_match``)."""
+        return (self._correspondence() or Correspondence()).shared_features_match
 
     # ---- fitting -----------------------------------------------------------------------
     def fit(
@@ -448,11 +429,12 @@ class MAGAN:
                 warnings.warn(f"{name}: features {constant[:10]} are constant (zero variance); "
                               "they carry no information for the alignment (translations keep "
                               "them near their constant value)", stacklevel=3)
-        if not self.correspondence and (pairs or len(known) or relation is not None):
+        on = self._correspondence() is not None
+        if not on and (pairs or len(known) or relation is not None):
             warnings.warn("correspondence=False: shared_features, known_pairs and relation are "
                           "ignored (plain GAN ablation)", stacklevel=3)
             pairs, known, relation = [], np.zeros((0, 2), dtype=np.int64), None
-        if self.correspondence and not pairs and not len(known) and relation is None:
+        if on and not pairs and not len(known) and relation is None:
             warnings.warn("no shared_features, known_pairs or relation given: cells are matched "
                           "by each domain's geometry alone (a landmark Gromov-Wasserstein plan, "
                           "unless transport='none': a plain GAN), which can match a symmetric "
@@ -495,9 +477,10 @@ class MAGAN:
         tied = self._informative_pairs(inputs.pairs, scaler1, scaler2)  # pairs as declared
         skips = (self._shared_skips(tied, scaler1, scaler2)
                  if self.start_from_identity and tied else (None, None))
+        nets = Networks.coerce(self.networks)
         self.network_config_ = NetworkConfig(
-            inputs.m1.X.shape[1], inputs.m2.X.shape[1], tuple(self.generator_widths),
-            tuple(self.discriminator_widths), self.activation, *skips)
+            inputs.m1.X.shape[1], inputs.m2.X.shape[1], nets.generator, nets.discriminator,
+            nets.activation, *skips)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             module = MAGANModule(self.network_config_)
@@ -506,17 +489,18 @@ class MAGAN:
         if self.standardize:
             scales = {"mean1": scaler1.mean_, "scale1": scaler1.scale_,
                       "mean2": scaler2.mean_, "scale2": scaler2.scale_}
+        corr = self._correspondence() or Correspondence()  # off: no pairs reach here
         terms: list = []
         shared_term = None
         if tied:
-            shared_term = SharedFeatures(tied, match=self.shared_features_match, **scales)
+            shared_term = SharedFeatures(tied, match=self._match(), **scales)
             terms.append(shared_term)
         if len(inputs.known):
             terms.append(KnownPairs())
         if inputs.relation is not None:
             terms.append(Relation(inputs.relation, **scales))
         setting = Transport.coerce(self.transport).resolve(
-            correspondence=self.correspondence, shared=shared_term is not None,
+            correspondence=self._correspondence() is not None, shared=shared_term is not None,
             known_pairs=len(inputs.known), relation=inputs.relation is not None)
         self.transport_ = setting.to_dict()  # what "auto" resolved to, and why
         self.adversarial_weight_ = (float(self.adversarial_weight)
@@ -529,8 +513,8 @@ class MAGAN:
         self.n_steps_ = self._steps_for(rows[0].n, rows[1].n)
         weights = LossWeights(
             self.adversarial_weight_, self.cycle_weight,
-            {"shared_features": self.shared_features_weight,
-             "known_pairs": self.known_pairs_weight, "relation": self.relation_weight,
+            {"shared_features": corr.shared_features, "known_pairs": corr.known_pairs,
+             "relation": corr.relation,
              "transport_pairs": setting.weight},
             # a plan built from the translations alone ramps in (see Transport.warmup)
             warmup={"transport_pairs": round(setting.warmup * self.n_steps_)}
@@ -550,11 +534,12 @@ class MAGAN:
             raise DataError(f"too few cells ({n1}, {n2}) for {world_size()} processes")
         sampler = pair_sampler(*rows, self.batch_size, self.seed + 1 + 1000 * rank(), device,
                                inputs.known, (shard(n1), shard(n2)))
+        opt = Optimizer.coerce(self.optimizer)
         trainer = Trainer(
             module, sampler, terms, weights,
             manifold_augmentation=self.manifold_augmentation,
-            generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr,
-            adam_betas=tuple(self.adam_betas), generator_ema=self.generator_ema,
+            generator_lr=opt.generator_lr, discriminator_lr=opt.discriminator_lr,
+            adam_betas=opt.betas, generator_ema=opt.ema,
             precision=self.precision,
         )
         ckpt = None
@@ -661,7 +646,7 @@ class MAGAN:
                 seen.setdefault(int(p[b]), int(p[a]))  # output column -> its input column
             dst, src = list(seen), list(seen.values())
             scale, shift = same_value_map(src, dst, sa.mean_, sa.scale_, sb.mean_, sb.scale_,
-                                          self.shared_features_match)
+                                          self._match())
             out.append(SharedSkip(src, dst, scale.tolist(), shift.tolist()).to_dict())
         return out[0], out[1]
 
@@ -870,9 +855,11 @@ class MAGAN:
         params = self.get_params()
         for name in ("preprocess1", "preprocess2"):  # a fitted one is stored as state
             params[name] = "auto" if params[name] == "auto" else None
-        params["generator_widths"] = list(params["generator_widths"])
-        params["discriminator_widths"] = list(params["discriminator_widths"])
-        params["adam_betas"] = list(params["adam_betas"])
+        params["networks"] = Networks.coerce(params["networks"]).to_dict()
+        params["optimizer"] = Optimizer.coerce(params["optimizer"]).to_dict()
+        corr = params["correspondence"]
+        params["correspondence"] = (bool(corr) if isinstance(corr, (bool, np.bool_))
+                                    else Correspondence.coerce(corr).to_dict())
         params["transport"] = Transport.coerce(params["transport"]).to_dict()
         return params
 
@@ -929,6 +916,8 @@ class MAGAN:
             raise ModelFileError(f"{path / _CONFIG} is not a MAGAN config (a JSON object)")
         if config.get("format_version") == 1:
             config = _from_format_1(config)
+        if config.get("format_version") == 2:
+            config = _from_format_2(config)
         if config.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
                                  f"format {config.get('format_version')}; this magan "
@@ -941,6 +930,10 @@ class MAGAN:
             params = config["params"]
             params.setdefault("start_from_identity", False)  # older files: plain generators
             params["transport"] = Transport.coerce(params.get("transport", "auto"))
+            params["networks"] = Networks.coerce(params["networks"])
+            params["optimizer"] = Optimizer.coerce(params["optimizer"])
+            if isinstance(params["correspondence"], dict):
+                params["correspondence"] = Correspondence.coerce(params["correspondence"])
             model = cls(**params)
             model.device = device
             net = NetworkConfig(**config["network"])
@@ -1060,4 +1053,31 @@ def _from_format_1(config: dict[str, Any]) -> dict[str, Any]:
     config["transport"] = (None if used is None else
                            {**setting.to_dict(), "cost": used, "reason": "format 1"})
     config["format_version"] = 2
+    return config
+
+
+def _from_format_2(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 config (flat widths, learning rates and correspondence weights) in format 3:
+    the same model, its parameters grouped into Networks, Optimizer and Correspondence."""
+    config = dict(config)
+    params = dict(config.get("params", {}))
+    nets, opt = Networks(), Optimizer()
+    params["networks"] = {
+        "generator": params.pop("generator_widths", nets.generator),
+        "discriminator": params.pop("discriminator_widths", nets.discriminator),
+        "activation": params.pop("activation", nets.activation)}
+    params["optimizer"] = {
+        "generator_lr": params.pop("generator_lr", opt.generator_lr),
+        "discriminator_lr": params.pop("discriminator_lr", opt.discriminator_lr),
+        "betas": params.pop("adam_betas", opt.betas),
+        "ema": params.pop("generator_ema", None)}  # absent: saved before averaging existed
+    weights = {"shared_features": params.pop("shared_features_weight", 1.0),
+               "known_pairs": params.pop("known_pairs_weight", 1.0),
+               "relation": params.pop("relation_weight", 1.0),
+               "shared_features_match": params.pop("shared_features_match", "values")}
+    on = params.get("correspondence", True)
+    params["correspondence"] = (bool(on) if weights == Correspondence().to_dict()
+                                or not on else weights)
+    config["params"] = params
+    config["format_version"] = 3
     return config

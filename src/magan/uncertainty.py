@@ -45,7 +45,14 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from magan.data import Matrix, apply_steps, iter_chunks, known_pair_items, resolve_known_pairs, take_rows
+from magan.data import (
+    Matrix,
+    apply_steps,
+    iter_chunks,
+    known_pair_items,
+    resolve_known_pairs,
+    take_rows,
+)
 from magan.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from magan.estimator import MAGAN
 from magan.io import write_dir_atomic
