@@ -566,13 +566,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``magan`` parser, one ``_add_*`` per subcommand so each can change on its own."""
     parser = argparse.ArgumentParser(
         prog="magan",
         description="Align two single-cell datasets with a Manifold-Aligning GAN (MAGAN).",
     )
     parser.add_argument("--version", action="version", version=f"magan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_align(sub)
+    _add_transform(sub)
+    _add_markers(sub)
+    _add_demo(sub)
+    _add_report(sub)
+    _add_experiment(sub)
+    return parser
 
+
+def _add_align(sub: argparse._SubParsersAction) -> None:
+    """``align`` has some forty options, so they are added in groups of one concern each, in
+    the order ``--help`` lists them."""
     p = sub.add_parser("align", help="train MAGAN on two files and write the translations",
                        description="Train MAGAN between X1 and X2 (.h5ad, .csv/.tsv, .fcs, .npz, "
                                    ".parquet) and write OUT/model, OUT/x1_in_domain2.*, "
@@ -580,6 +592,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("x1", help="domain 1 data file")
     p.add_argument("x2", help="domain 2 data file")
     p.add_argument("--out", required=True, help="output directory")
+    _add_shared_options(p)
+    _add_transport_options(p)
+    _add_correspondence_options(p)
+    _add_channel_options(p)
+    _add_training_options(p)
+    _add_output_options(p)
+    _add_diagnosis_options(p)
+    p.set_defaults(func=cmd_align)
+
+
+def _add_shared_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide which features tie the two domains and on what scale."""
     p.add_argument("--shared", default="auto",
                    help="shared features: 'auto' (match marker names, forgiving case and "
                         "aliases), 'none', or 'A:B,C:D' pairs of names (default: auto)")
@@ -591,6 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "one common scale, keeping relative spreads (default; right for PCA "
                         "components too), each feature to unit variance, or none (the paper "
                         "preset's)")
+
+
+def _add_transport_options(p: argparse.ArgumentParser) -> None:
+    """Together because ``_transport`` reads all four into one Transport."""
     p.add_argument("--transport", choices=["auto", "landmark", "minibatch", "none"],
                    default=None,
                    help="where the pseudo-pairs come from: a plan computed once between "
@@ -608,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport-warmup", type=float, metavar="FRACTION",
                    help="fraction of the steps over which a translation plan ramps in "
                         "(default 0.3; 0 = from the first step)")
+
+
+def _add_correspondence_options(p: argparse.ArgumentParser) -> None:
+    """Together because each changes where the correspondence comes from: given pairs, the
+    ablations of MAGAN's own terms, or the published recipe."""
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")
@@ -615,6 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch manifold augmentation off")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="'paper': the published recipe (batch 100, no input scaling)")
+
+
+def _add_channel_options(p: argparse.ArgumentParser) -> None:
+    """Together because the channel choice and the transforms both decide what the model sees
+    of a cytometry file."""
     p.add_argument("--arcsinh", type=float,
                    help="arcsinh cofactor for both inputs (5 CyTOF, 150 flow); default: from "
                         "the FCS header (5 mass, 150 flow), none for other files")
@@ -627,6 +665,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave these channels out of the default ones")
     p.add_argument("--arcsinh1", type=float, help="arcsinh cofactor for X1 only")
     p.add_argument("--arcsinh2", type=float, help="arcsinh cofactor for X2 only")
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Together because they set how a fit runs (budget, sizes, seed, hardware), not what it
+    aligns."""
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--batch-size", type=int, help="cells per domain per step")
     p.add_argument("--generator-widths", type=_widths, metavar="W1,W2,...",
@@ -640,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None,
                    help="bfloat16: mixed-precision training (autocast) for GPUs with bfloat16 "
                         "tensor cores; default float32")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide what lands in OUT and what happens to what is there."""
     p.add_argument("--format", choices=["csv", "h5ad", "fcs"],
                    help="format of the translated files (default: X1's, else csv)")
     p.add_argument("--checkpoint-every", type=int, default=1000,
@@ -660,6 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "intervals held 0.87 of true values with 1, 0.91 with 5)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+
+
+def _add_diagnosis_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide what a run says about itself: verdict, exit status,
+    messages."""
     p.add_argument("--diagnose", choices=["on", "holdout", "off"], default=None,
                    help="self-diagnosis of the alignment without ground truth (verdict good / "
                         "check / failed, in run.json and the last lines): 'holdout' also "
@@ -670,8 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "'failed'")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument("--verbose", action="store_true", help="print the wall time of each stage")
-    p.set_defaults(func=cmd_align)
 
+
+def _add_transform(sub: argparse._SubParsersAction) -> None:
+    """``transform``: a saved model (or ensemble) applied to new cells, without retraining."""
     p = sub.add_parser("transform", help="translate cells with a saved model")
     p.add_argument("model", help="model directory written by align (OUT/model, or "
                                  "OUT/ensemble for the members' mean)")
@@ -685,22 +739,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_transform)
 
+
+def _add_markers(sub: argparse._SubParsersAction) -> None:
+    """``markers``: the name matching ``align --shared auto`` would do, shown before a fit."""
     p = sub.add_parser("markers", help="show which marker names of X1 and X2 match")
     p.add_argument("x1")
     p.add_argument("x2")
     p.set_defaults(func=cmd_markers)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """``demo``: the bundled data end to end, for a first look or a smoke test."""
     p = sub.add_parser("demo", help="run the bundled demo (toy + real CyTOF batches)")
     p.add_argument("--out", default="magan_demo", help="output directory (default magan_demo)")
     p.add_argument("--quick", action="store_true", help="fewer steps, for a smoke test")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """``report``: an HTML page for a run directory written earlier."""
     p = sub.add_parser("report", help="write an HTML report of a run directory")
     p.add_argument("run_dir")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_report)
 
+
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    """``experiment``: in a function of its own so the subcommand can be removed in one place."""
     p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
                        description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
                                    "cross-modal, cross-modal-eccite, uncertainty (real data from "
@@ -719,7 +785,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "magan,magan_structure (see magan.experiments._harness); baselines "
                         "always run")
     p.set_defaults(func=cmd_experiment)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
