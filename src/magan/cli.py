@@ -249,10 +249,10 @@ def _finite_cells(adata):
 
 
 def cmd_align(args: argparse.Namespace) -> int:
+    """``magan align``: every option checked before the fit, so a mistake costs seconds, not a
+    training run; each stage is timed for ``--verbose``."""
     clock = _Stopwatch()
-    from magan import io
-    from magan.cytometry import choose_both
-    from magan.estimator import MAGAN
+    from magan import cytometry, estimator, io  # noqa: F401 - torch loads in the first stage
 
     clock.lap("import (torch, magan)")
     a1 = io.read(args.x1)
@@ -260,6 +260,41 @@ def cmd_align(args: argparse.Namespace) -> int:
     clock.lap("read inputs")
     out = Path(args.out)
     suffix = _output_suffix(Path(args.x1), args.format)
+    targets = _align_targets(args, out, suffix)
+    fit_kw, diagnose = _fit_arguments(args, a1, a2, out)
+    model = _model_from_args(args)
+    out.mkdir(parents=True, exist_ok=True)
+    model, ensemble = _fit_align(args, model, a1, a2, fit_kw, diagnose)
+    from magan.distributed import barrier, is_main_process
+
+    clock.lap("fit (training and self-diagnosis)")
+    if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
+        barrier()
+        return 0
+    if args.drop_nonfinite:  # translations cover the cells that were trained on
+        a1, a2 = _finite_cells(a1), _finite_cells(a2)
+    written = _write_align_outputs(args, model, ensemble, a1, a2, targets, suffix)
+    clock.lap("translate and write outputs")
+    if args.report:
+        _report(out, overwrite=True)
+        clock.lap("report")
+    if not args.quiet:
+        print(f"model: {out / 'model'}")
+        for path in written:
+            print(f"wrote {path}")
+    barrier()
+    if args.verbose:
+        print(clock.table())
+    _print_verdict(model.diagnostics_, quiet=args.quiet)
+    if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
+        raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
+                                   f"outputs in {out} were written but should not be used")
+    return 0
+
+
+def _align_targets(args: argparse.Namespace, out: Path, suffix: str) -> list[Path]:
+    """Every path ``align`` writes (model, translations, imputed, intervals), known before the
+    fit so that existing outputs are refused then rather than overwritten after it."""
     targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}",
                out / f"x1_with_imputed{suffix}", out / f"x2_with_imputed{suffix}"]
     if args.members < 1:
@@ -274,6 +309,16 @@ def cmd_align(args: argparse.Namespace) -> int:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise OutputExistsError(f"outputs exist: {existing}; pass --overwrite or --resume")
+    return targets
+
+
+def _fit_arguments(args: argparse.Namespace, a1, a2,
+                   out: Path) -> tuple[dict[str, Any], bool | str]:
+    """``fit``'s data-dependent arguments (channels, shared markers, known pairs) and the
+    diagnose mode, resolved against the inputs so a wrong name fails before any training."""
+    from magan import io
+    from magan.cytometry import choose_both
+
     channels = _channel_choice(args, a1, a2)
     b1, b2, _ = choose_both(a1, a2, channels)
     shared, match = _parse_shared(args.shared, list(b1.var_names), list(b2.var_names))
@@ -283,7 +328,18 @@ def cmd_align(args: argparse.Namespace) -> int:
     known = None
     if args.known_pairs:
         known = io.read_pairs(args.known_pairs, list(a1.obs_names), list(a2.obs_names))
-    diagnose = _diagnose_mode(args.diagnose, known)
+    fit_kw = {"shared_features": shared, "known_pairs": known,
+              "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
+              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite,
+              "channels": channels}
+    return fit_kw, _diagnose_mode(args.diagnose, known)
+
+
+def _model_from_args(args: argparse.Namespace):
+    """The unfitted estimator; options left unset are dropped so the preset's own defaults
+    (``MAGAN()`` or ``MAGAN.paper()``) stand."""
+    from magan.estimator import MAGAN
+
     params = {
         "n_steps": args.steps,
         "batch_size": args.batch_size,
@@ -302,53 +358,72 @@ def cmd_align(args: argparse.Namespace) -> int:
         "preprocess1": _preprocess(args, args.arcsinh1),
         "preprocess2": _preprocess(args, args.arcsinh2),
     }
-    if args.preset == "paper":
-        model = MAGAN.paper(**{k: v for k, v in params.items() if v is not None})
-    else:
-        model = MAGAN(**{k: v for k, v in params.items() if v is not None})
+    given = {k: v for k, v in params.items() if v is not None}
+    model = MAGAN.paper(**given) if args.preset == "paper" else MAGAN(**given)
     if args.no_transform:
         model.set_params(preprocess1=None, preprocess2=None)
-    out.mkdir(parents=True, exist_ok=True)
-    fit_kw = {"shared_features": shared, "known_pairs": known,
-              "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
-              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite,
-              "channels": channels}
-    ensemble = None
+    return model
+
+
+def _fit_align(args: argparse.Namespace, model, a1, a2, fit_kw: dict[str, Any],
+               diagnose: bool | str) -> tuple[Any, Any]:
+    """(the model to write, the ensemble or None): ``--interval`` trains an ensemble, and which
+    fitted model is written then depends on how its members use the known pairs."""
     with warnings.catch_warnings():
         if args.quiet:
             warnings.simplefilter("ignore")
         if args.interval is None:
             model.fit(a1, a2, **fit_kw, diagnose=diagnose)
-        else:
-            from magan.data import known_pair_items
-            from magan.uncertainty import Ensemble
+            return model, None
+        return _fit_ensemble(model, args.members, a1, a2, fit_kw, diagnose)
 
-            ensemble = Ensemble(model, n_members=args.members)
-            if ensemble.holds_out_pairs(len(known_pair_items(known))):
-                # Members leave known pairs out to calibrate on them (scGEM 90% intervals
-                # held 0.80 / 0.88 instead of 0.45 / 0.59): the model written below is one
-                # more fit that sees them all (its own checkpoint beside the members').
-                ensemble.fit(a1, a2, **fit_kw, diagnose=False)
-                model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": out / "checkpoint" / "model"},
-                          diagnose=diagnose)
-            else:  # every member sees every pair: member 0 is the model written below
-                model = ensemble.fit(a1, a2, **fit_kw,
-                                     diagnose=bool(diagnose)).members_[0]
-    from magan.distributed import barrier, is_main_process
 
-    clock.lap("fit (training and self-diagnosis)")
-    if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
-        barrier()
-        return 0
-    if args.drop_nonfinite:  # translations cover the cells that were trained on
-        a1, a2 = _finite_cells(a1), _finite_cells(a2)
+def _fit_ensemble(model, members: int, a1, a2, fit_kw: dict[str, Any],
+                  diagnose: bool | str) -> tuple[Any, Any]:
+    """(the model to write, the fitted ensemble), with one extra fit only where members leave
+    known pairs out, so the written model always saw every pair."""
+    from magan.data import known_pair_items
+    from magan.uncertainty import Ensemble
+
+    ensemble = Ensemble(model, n_members=members)
+    if ensemble.holds_out_pairs(len(known_pair_items(fit_kw["known_pairs"]))):
+        # Members leave known pairs out to calibrate on them (scGEM 90% intervals held
+        # 0.80 / 0.88 instead of 0.45 / 0.59): the model to write is one more fit that sees
+        # them all (its own checkpoint beside the members').
+        ensemble.fit(a1, a2, **fit_kw, diagnose=False)
+        model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": fit_kw["checkpoint_dir"] / "model"},
+                  diagnose=diagnose)
+        return model, ensemble
+    # every member sees every pair: member 0 is the model to write
+    return ensemble.fit(a1, a2, **fit_kw, diagnose=bool(diagnose)).members_[0], ensemble
+
+
+def _write_align_outputs(args: argparse.Namespace, model, ensemble, a1, a2,
+                         targets: list[Path], suffix: str) -> list[Path]:
+    """Everything ``align`` leaves in OUT; returns the data files written, which are the ones
+    announced (the model, run.json and inputs.json are not)."""
+    from magan import io
+
+    out = Path(args.out)
     model.save(out / "model", overwrite=True)
     written = _write_outputs(model, a1, a2, targets[1:5])
     if suffix == ".fcs" or Path(args.x1).suffix.lower() == ".fcs":
         written.append(_write_combined(model, a1, a2, out / "aligned.h5ad"))
     if ensemble is not None:
         written += _write_intervals(ensemble, a1, a2, args.interval, targets[5:])
-    summary = {
+    summary = _run_summary(args, model, a1, a2)
+    io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
+    inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
+    if args.known_pairs:
+        inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
+    io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
+    return written
+
+
+def _run_summary(args: argparse.Namespace, model, a1, a2) -> dict[str, Any]:
+    """run.json: what the fit decided (shared features, channels, transport...) and its
+    verdict, so a run can be judged later without loading the model."""
+    return {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
         "channels": model.channels_, "transforms": model.input_transforms_,
@@ -356,27 +431,6 @@ def cmd_align(args: argparse.Namespace) -> int:
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
         "diagnostics": None if model.diagnostics_ is None else model.diagnostics_.to_dict(),
     }
-    io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
-    inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
-    if args.known_pairs:
-        inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
-    io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
-    clock.lap("translate and write outputs")
-    if args.report:
-        _report(out, overwrite=True)
-        clock.lap("report")
-    if not args.quiet:
-        print(f"model: {out / 'model'}")
-        for path in written:
-            print(f"wrote {path}")
-    barrier()
-    if args.verbose:
-        print(clock.table())
-    _print_verdict(model.diagnostics_, quiet=args.quiet)
-    if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
-        raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
-                                   f"outputs in {out} were written but should not be used")
-    return 0
 
 
 class _Stopwatch:
