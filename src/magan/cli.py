@@ -249,10 +249,10 @@ def _finite_cells(adata):
 
 
 def cmd_align(args: argparse.Namespace) -> int:
+    """``magan align``: every option checked before the fit, so a mistake costs seconds, not a
+    training run; each stage is timed for ``--verbose``."""
     clock = _Stopwatch()
-    from magan import io
-    from magan.cytometry import choose_both
-    from magan.estimator import MAGAN
+    from magan import cytometry, estimator, io  # noqa: F401 - torch loads in the first stage
 
     clock.lap("import (torch, magan)")
     a1 = io.read(args.x1)
@@ -260,6 +260,41 @@ def cmd_align(args: argparse.Namespace) -> int:
     clock.lap("read inputs")
     out = Path(args.out)
     suffix = _output_suffix(Path(args.x1), args.format)
+    targets = _align_targets(args, out, suffix)
+    fit_kw, diagnose = _fit_arguments(args, a1, a2, out)
+    model = _model_from_args(args)
+    out.mkdir(parents=True, exist_ok=True)
+    model, ensemble = _fit_align(args, model, a1, a2, fit_kw, diagnose)
+    from magan.distributed import barrier, is_main_process
+
+    clock.lap("fit (training and self-diagnosis)")
+    if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
+        barrier()
+        return 0
+    if args.drop_nonfinite:  # translations cover the cells that were trained on
+        a1, a2 = _finite_cells(a1), _finite_cells(a2)
+    written = _write_align_outputs(args, model, ensemble, a1, a2, targets, suffix)
+    clock.lap("translate and write outputs")
+    if args.report:
+        _report(out, overwrite=True)
+        clock.lap("report")
+    if not args.quiet:
+        print(f"model: {out / 'model'}")
+        for path in written:
+            print(f"wrote {path}")
+    barrier()
+    if args.verbose:
+        print(clock.table())
+    _print_verdict(model.diagnostics_, quiet=args.quiet)
+    if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
+        raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
+                                   f"outputs in {out} were written but should not be used")
+    return 0
+
+
+def _align_targets(args: argparse.Namespace, out: Path, suffix: str) -> list[Path]:
+    """Every path ``align`` writes (model, translations, imputed, intervals), known before the
+    fit so that existing outputs are refused then rather than overwritten after it."""
     targets = [out / "model", out / f"x1_in_domain2{suffix}", out / f"x2_in_domain1{suffix}",
                out / f"x1_with_imputed{suffix}", out / f"x2_with_imputed{suffix}"]
     if args.members < 1:
@@ -274,6 +309,16 @@ def cmd_align(args: argparse.Namespace) -> int:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise OutputExistsError(f"outputs exist: {existing}; pass --overwrite or --resume")
+    return targets
+
+
+def _fit_arguments(args: argparse.Namespace, a1, a2,
+                   out: Path) -> tuple[dict[str, Any], bool | str]:
+    """``fit``'s data-dependent arguments (channels, shared markers, known pairs) and the
+    diagnose mode, resolved against the inputs so a wrong name fails before any training."""
+    from magan import io
+    from magan.cytometry import choose_both
+
     channels = _channel_choice(args, a1, a2)
     b1, b2, _ = choose_both(a1, a2, channels)
     shared, match = _parse_shared(args.shared, list(b1.var_names), list(b2.var_names))
@@ -283,7 +328,18 @@ def cmd_align(args: argparse.Namespace) -> int:
     known = None
     if args.known_pairs:
         known = io.read_pairs(args.known_pairs, list(a1.obs_names), list(a2.obs_names))
-    diagnose = _diagnose_mode(args.diagnose, known)
+    fit_kw = {"shared_features": shared, "known_pairs": known,
+              "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
+              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite,
+              "channels": channels}
+    return fit_kw, _diagnose_mode(args.diagnose, known)
+
+
+def _model_from_args(args: argparse.Namespace):
+    """The unfitted estimator; options left unset are dropped so the preset's own defaults
+    (``MAGAN()`` or ``MAGAN.paper()``) stand."""
+    from magan.estimator import MAGAN
+
     params = {
         "n_steps": args.steps,
         "batch_size": args.batch_size,
@@ -302,53 +358,72 @@ def cmd_align(args: argparse.Namespace) -> int:
         "preprocess1": _preprocess(args, args.arcsinh1),
         "preprocess2": _preprocess(args, args.arcsinh2),
     }
-    if args.preset == "paper":
-        model = MAGAN.paper(**{k: v for k, v in params.items() if v is not None})
-    else:
-        model = MAGAN(**{k: v for k, v in params.items() if v is not None})
+    given = {k: v for k, v in params.items() if v is not None}
+    model = MAGAN.paper(**given) if args.preset == "paper" else MAGAN(**given)
     if args.no_transform:
         model.set_params(preprocess1=None, preprocess2=None)
-    out.mkdir(parents=True, exist_ok=True)
-    fit_kw = {"shared_features": shared, "known_pairs": known,
-              "checkpoint_dir": out / "checkpoint", "checkpoint_every": args.checkpoint_every,
-              "resume": args.resume, "drop_nonfinite": args.drop_nonfinite,
-              "channels": channels}
-    ensemble = None
+    return model
+
+
+def _fit_align(args: argparse.Namespace, model, a1, a2, fit_kw: dict[str, Any],
+               diagnose: bool | str) -> tuple[Any, Any]:
+    """(the model to write, the ensemble or None): ``--interval`` trains an ensemble, and which
+    fitted model is written then depends on how its members use the known pairs."""
     with warnings.catch_warnings():
         if args.quiet:
             warnings.simplefilter("ignore")
         if args.interval is None:
             model.fit(a1, a2, **fit_kw, diagnose=diagnose)
-        else:
-            from magan.data import known_pair_items
-            from magan.uncertainty import Ensemble
+            return model, None
+        return _fit_ensemble(model, args.members, a1, a2, fit_kw, diagnose)
 
-            ensemble = Ensemble(model, n_members=args.members)
-            if ensemble.holds_out_pairs(len(known_pair_items(known))):
-                # Members leave known pairs out to calibrate on them (scGEM 90% intervals
-                # held 0.80 / 0.88 instead of 0.45 / 0.59): the model written below is one
-                # more fit that sees them all (its own checkpoint beside the members').
-                ensemble.fit(a1, a2, **fit_kw, diagnose=False)
-                model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": out / "checkpoint" / "model"},
-                          diagnose=diagnose)
-            else:  # every member sees every pair: member 0 is the model written below
-                model = ensemble.fit(a1, a2, **fit_kw,
-                                     diagnose=bool(diagnose)).members_[0]
-    from magan.distributed import barrier, is_main_process
 
-    clock.lap("fit (training and self-diagnosis)")
-    if not is_main_process():  # under torchrun every rank trained; rank 0 writes the outputs
-        barrier()
-        return 0
-    if args.drop_nonfinite:  # translations cover the cells that were trained on
-        a1, a2 = _finite_cells(a1), _finite_cells(a2)
+def _fit_ensemble(model, members: int, a1, a2, fit_kw: dict[str, Any],
+                  diagnose: bool | str) -> tuple[Any, Any]:
+    """(the model to write, the fitted ensemble), with one extra fit only where members leave
+    known pairs out, so the written model always saw every pair."""
+    from magan.data import known_pair_items
+    from magan.uncertainty import Ensemble
+
+    ensemble = Ensemble(model, n_members=members)
+    if ensemble.holds_out_pairs(len(known_pair_items(fit_kw["known_pairs"]))):
+        # Members leave known pairs out to calibrate on them (scGEM 90% intervals held
+        # 0.80 / 0.88 instead of 0.45 / 0.59): the model to write is one more fit that sees
+        # them all (its own checkpoint beside the members').
+        ensemble.fit(a1, a2, **fit_kw, diagnose=False)
+        model.fit(a1, a2, **{**fit_kw, "checkpoint_dir": fit_kw["checkpoint_dir"] / "model"},
+                  diagnose=diagnose)
+        return model, ensemble
+    # every member sees every pair: member 0 is the model to write
+    return ensemble.fit(a1, a2, **fit_kw, diagnose=bool(diagnose)).members_[0], ensemble
+
+
+def _write_align_outputs(args: argparse.Namespace, model, ensemble, a1, a2,
+                         targets: list[Path], suffix: str) -> list[Path]:
+    """Everything ``align`` leaves in OUT; returns the data files written, which are the ones
+    announced (the model, run.json and inputs.json are not)."""
+    from magan import io
+
+    out = Path(args.out)
     model.save(out / "model", overwrite=True)
     written = _write_outputs(model, a1, a2, targets[1:5])
     if suffix == ".fcs" or Path(args.x1).suffix.lower() == ".fcs":
         written.append(_write_combined(model, a1, a2, out / "aligned.h5ad"))
     if ensemble is not None:
         written += _write_intervals(ensemble, a1, a2, args.interval, targets[5:])
-    summary = {
+    summary = _run_summary(args, model, a1, a2)
+    io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
+    inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
+    if args.known_pairs:
+        inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
+    io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
+    return written
+
+
+def _run_summary(args: argparse.Namespace, model, a1, a2) -> dict[str, Any]:
+    """run.json: what the fit decided (shared features, channels, transport...) and its
+    verdict, so a run can be judged later without loading the model."""
+    return {
         "x1": str(args.x1), "x2": str(args.x2), "n_cells": [a1.n_obs, a2.n_obs],
         "shared_features": model.shared_features_, "n_known_pairs": model.n_known_pairs_,
         "channels": model.channels_, "transforms": model.input_transforms_,
@@ -356,27 +431,6 @@ def cmd_align(args: argparse.Namespace) -> int:
         "final_losses": {k: float(v) for k, v in model.history_.iloc[-1].items()},
         "diagnostics": None if model.diagnostics_ is None else model.diagnostics_.to_dict(),
     }
-    io.write_text_atomic(out / "run.json", json.dumps(summary, indent=2))
-    inputs = {"x1": str(Path(args.x1).resolve()), "x2": str(Path(args.x2).resolve())}
-    if args.known_pairs:
-        inputs["known_pairs"] = str(Path(args.known_pairs).resolve())
-    io.write_text_atomic(out / "inputs.json", json.dumps(inputs, indent=2))  # for `magan report`
-    clock.lap("translate and write outputs")
-    if args.report:
-        _report(out, overwrite=True)
-        clock.lap("report")
-    if not args.quiet:
-        print(f"model: {out / 'model'}")
-        for path in written:
-            print(f"wrote {path}")
-    barrier()
-    if args.verbose:
-        print(clock.table())
-    _print_verdict(model.diagnostics_, quiet=args.quiet)
-    if args.strict and model.diagnostics_ is not None and model.diagnostics_.verdict == "failed":
-        raise AlignmentFailedError(f"the alignment failed its self-diagnosis (--strict); the "
-                                   f"outputs in {out} were written but should not be used")
-    return 0
 
 
 class _Stopwatch:
@@ -566,13 +620,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``magan`` parser, one ``_add_*`` per subcommand so each can change on its own."""
     parser = argparse.ArgumentParser(
         prog="magan",
         description="Align two single-cell datasets with a Manifold-Aligning GAN (MAGAN).",
     )
     parser.add_argument("--version", action="version", version=f"magan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_align(sub)
+    _add_transform(sub)
+    _add_markers(sub)
+    _add_demo(sub)
+    _add_report(sub)
+    _add_experiment(sub)
+    return parser
 
+
+def _add_align(sub: argparse._SubParsersAction) -> None:
+    """``align`` has some forty options, so they are added in groups of one concern each, in
+    the order ``--help`` lists them."""
     p = sub.add_parser("align", help="train MAGAN on two files and write the translations",
                        description="Train MAGAN between X1 and X2 (.h5ad, .csv/.tsv, .fcs, .npz, "
                                    ".parquet) and write OUT/model, OUT/x1_in_domain2.*, "
@@ -580,6 +646,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("x1", help="domain 1 data file")
     p.add_argument("x2", help="domain 2 data file")
     p.add_argument("--out", required=True, help="output directory")
+    _add_shared_options(p)
+    _add_transport_options(p)
+    _add_correspondence_options(p)
+    _add_channel_options(p)
+    _add_training_options(p)
+    _add_output_options(p)
+    _add_diagnosis_options(p)
+    p.set_defaults(func=cmd_align)
+
+
+def _add_shared_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide which features tie the two domains and on what scale."""
     p.add_argument("--shared", default="auto",
                    help="shared features: 'auto' (match marker names, forgiving case and "
                         "aliases), 'none', or 'A:B,C:D' pairs of names (default: auto)")
@@ -591,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "one common scale, keeping relative spreads (default; right for PCA "
                         "components too), each feature to unit variance, or none (the paper "
                         "preset's)")
+
+
+def _add_transport_options(p: argparse.ArgumentParser) -> None:
+    """Together because ``_transport`` reads all four into one Transport."""
     p.add_argument("--transport", choices=["auto", "landmark", "minibatch", "none"],
                    default=None,
                    help="where the pseudo-pairs come from: a plan computed once between "
@@ -608,6 +690,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport-warmup", type=float, metavar="FRACTION",
                    help="fraction of the steps over which a translation plan ramps in "
                         "(default 0.3; 0 = from the first step)")
+
+
+def _add_correspondence_options(p: argparse.ArgumentParser) -> None:
+    """Together because each changes where the correspondence comes from: given pairs, the
+    ablations of MAGAN's own terms, or the published recipe."""
     p.add_argument("--known-pairs", help="CSV of known corresponding cells: two columns, row "
                                          "indices or cell ids of X1 and X2")
     p.add_argument("--plain", action="store_true", help="plain GAN ablation: no correspondence")
@@ -615,6 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch manifold augmentation off")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="'paper': the published recipe (batch 100, no input scaling)")
+
+
+def _add_channel_options(p: argparse.ArgumentParser) -> None:
+    """Together because the channel choice and the transforms both decide what the model sees
+    of a cytometry file."""
     p.add_argument("--arcsinh", type=float,
                    help="arcsinh cofactor for both inputs (5 CyTOF, 150 flow); default: from "
                         "the FCS header (5 mass, 150 flow), none for other files")
@@ -627,6 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave these channels out of the default ones")
     p.add_argument("--arcsinh1", type=float, help="arcsinh cofactor for X1 only")
     p.add_argument("--arcsinh2", type=float, help="arcsinh cofactor for X2 only")
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Together because they set how a fit runs (budget, sizes, seed, hardware), not what it
+    aligns."""
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--batch-size", type=int, help="cells per domain per step")
     p.add_argument("--generator-widths", type=_widths, metavar="W1,W2,...",
@@ -640,6 +737,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None,
                    help="bfloat16: mixed-precision training (autocast) for GPUs with bfloat16 "
                         "tensor cores; default float32")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide what lands in OUT and what happens to what is there."""
     p.add_argument("--format", choices=["csv", "h5ad", "fcs"],
                    help="format of the translated files (default: X1's, else csv)")
     p.add_argument("--checkpoint-every", type=int, default=1000,
@@ -660,6 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "intervals held 0.87 of true values with 1, 0.91 with 5)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+
+
+def _add_diagnosis_options(p: argparse.ArgumentParser) -> None:
+    """Together because they decide what a run says about itself: verdict, exit status,
+    messages."""
     p.add_argument("--diagnose", choices=["on", "holdout", "off"], default=None,
                    help="self-diagnosis of the alignment without ground truth (verdict good / "
                         "check / failed, in run.json and the last lines): 'holdout' also "
@@ -670,8 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "'failed'")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument("--verbose", action="store_true", help="print the wall time of each stage")
-    p.set_defaults(func=cmd_align)
 
+
+def _add_transform(sub: argparse._SubParsersAction) -> None:
+    """``transform``: a saved model (or ensemble) applied to new cells, without retraining."""
     p = sub.add_parser("transform", help="translate cells with a saved model")
     p.add_argument("model", help="model directory written by align (OUT/model, or "
                                  "OUT/ensemble for the members' mean)")
@@ -685,22 +793,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_transform)
 
+
+def _add_markers(sub: argparse._SubParsersAction) -> None:
+    """``markers``: the name matching ``align --shared auto`` would do, shown before a fit."""
     p = sub.add_parser("markers", help="show which marker names of X1 and X2 match")
     p.add_argument("x1")
     p.add_argument("x2")
     p.set_defaults(func=cmd_markers)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """``demo``: the bundled data end to end, for a first look or a smoke test."""
     p = sub.add_parser("demo", help="run the bundled demo (toy + real CyTOF batches)")
     p.add_argument("--out", default="magan_demo", help="output directory (default magan_demo)")
     p.add_argument("--quick", action="store_true", help="fewer steps, for a smoke test")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """``report``: an HTML page for a run directory written earlier."""
     p = sub.add_parser("report", help="write an HTML report of a run directory")
     p.add_argument("run_dir")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_report)
 
+
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    """``experiment``: in a function of its own so the subcommand can be removed in one place."""
     p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
                        description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
                                    "cross-modal, cross-modal-eccite, uncertainty (real data from "
@@ -719,7 +839,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "magan,magan_structure (see magan.experiments._harness); baselines "
                         "always run")
     p.set_defaults(func=cmd_experiment)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,16 +74,25 @@ def as_matrix(
     NaN/inf values (with the first offending rows and columns). ``allow_nonfinite`` lets NaN/inf
     through for :func:`drop_nonfinite_rows`; masked entries of a masked array count as NaN.
     """
-    feature_names = cell_names = None
+    values, feature_names, cell_names = _values_and_names(x, name, layer)
+    arr = _numeric_array(values, name)
+    _check_shape(arr, name, min_rows, feature_names)
+    arr = _checked_float32(arr, name, feature_names, allow_nonfinite)
+    return Matrix(arr, feature_names, cell_names)
+
+
+def _values_and_names(x: Any, name: str,
+                      layer: str | None) -> tuple[Any, list[str] | None, list[str] | None]:
+    """The values inside an AnnData or DataFrame with the names only those carry, so errors and
+    outputs can speak of features and cells by name."""
     if _is_anndata(x):
         values = x.layers[layer] if layer is not None else x.X
         if layer is not None and layer not in x.layers:
             raise DataError(f"{name}: AnnData has no layer {layer!r}; layers: {list(x.layers)}")
         if hasattr(values, "toarray"):  # scipy sparse
             values = values.toarray()
-        feature_names = [str(v) for v in x.var_names]
-        cell_names = [str(v) for v in x.obs_names]
-    elif hasattr(x, "columns") and hasattr(x, "dtypes"):  # pandas DataFrame
+        return values, [str(v) for v in x.var_names], [str(v) for v in x.obs_names]
+    if hasattr(x, "columns") and hasattr(x, "dtypes"):  # pandas DataFrame
         non_numeric = [c for c, t in zip(x.columns, x.dtypes) if not _numeric_column(t)]
         if non_numeric:
             raise DataError(
@@ -92,12 +101,15 @@ def as_matrix(
             )
         # float64 with NaN for missing values: nullable Int64/Float64 columns hold pd.NA.
         values = x.to_numpy(dtype=np.float64, na_value=np.nan)
-        feature_names = [str(c) for c in x.columns]
-        cell_names = [str(i) for i in x.index]
-    else:
-        if layer is not None:
-            raise DataError(f"{name}: layer={layer!r} only applies to AnnData input")
-        values = x
+        return values, [str(c) for c in x.columns], [str(i) for i in x.index]
+    if layer is not None:
+        raise DataError(f"{name}: layer={layer!r} only applies to AnnData input")
+    return x, None, None
+
+
+def _numeric_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a real-valued ndarray (sparse densified, masked entries NaN), refused with a
+    named error otherwise, since NumPy would accept objects, text and complex numbers."""
     if hasattr(values, "toarray"):  # a scipy sparse matrix passed directly
         values = values.toarray()
     if isinstance(values, np.ma.MaskedArray):  # masked entries are missing values, not data
@@ -113,6 +125,12 @@ def as_matrix(
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{name}: values are complex ({arr.dtype}); pass real numbers, e.g. "
                         "np.abs(x) or x.real")
+    return arr
+
+
+def _check_shape(arr: np.ndarray, name: str, min_rows: int,
+                 feature_names: list[str] | None) -> None:
+    """Refuse what is not a cells × features matrix training could use, before any copy."""
     if arr.ndim != 2:
         raise DataError(f"{name}: expected a 2-D cells × features matrix, got shape {arr.shape}")
     n, d = arr.shape
@@ -123,6 +141,12 @@ def as_matrix(
     if feature_names is not None and len(set(feature_names)) != len(feature_names):
         dup = sorted({f for f in feature_names if feature_names.count(f) > 1})
         raise DataError(f"{name}: duplicated feature names {dup[:5]}")
+
+
+def _checked_float32(arr: np.ndarray, name: str, feature_names: list[str] | None,
+                     allow_nonfinite: bool) -> np.ndarray:
+    """``arr`` as float32, telling values too large for float32 apart from NaN/inf that were
+    there already, since the two need different fixes."""
     source_finite = np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else None
     with np.errstate(over="ignore", invalid="ignore"):
         arr = arr.astype(np.float32)
@@ -142,7 +166,7 @@ def as_matrix(
             "remove or impute them, or pass "
             "drop_nonfinite=True to fit (--drop-nonfinite on the command line) to drop those cells"
         )
-    return Matrix(arr, feature_names, cell_names)
+    return arr
 
 
 def _numeric_column(dtype: Any) -> bool:

@@ -618,6 +618,12 @@ def _check_mixing(mix: dict[str, float]) -> Check:
                  {"pass": MIXING_PASS, "fail": MIXING_FAIL}, sentence)
 
 
+def _cycle_error(z: np.ndarray, cycled: np.ndarray) -> float:
+    """Mean squared distance of cells from their round trip, as a fraction of the domain's
+    total variance, so that one threshold serves domains of any scale."""
+    return float(((z - cycled) ** 2).sum(axis=1).mean() / max(z.var(axis=0).sum(), 1e-12))
+
+
 def _check_cycle(c1: float, c2: float) -> Check:
     worst = max(c1, c2)
     status = _grade(worst, CYCLE_PASS, CYCLE_FAIL, higher_is_better=False)
@@ -766,10 +772,7 @@ def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = No
                     else mixing_score(_project(y21[:, i], sh1), real1, k=k)})
     checks.append(_check_structure(s["trans12"], s["trans21"]))
     checks.append(_check_mixing(mix))
-    var1, var2 = z1.var(axis=0).sum(), z2.var(axis=0).sum()
-    c1 = float(((z1 - cyc1) ** 2).sum(axis=1).mean() / max(var1, 1e-12))
-    c2 = float(((z2 - cyc2) ** 2).sum(axis=1).mean() / max(var2, 1e-12))
-    checks.append(_check_cycle(c1, c2))
+    checks.append(_check_cycle(_cycle_error(z1, cyc1), _cycle_error(z2, cyc2)))
     checks.append(_check_vs_identity(mix, s, bool(pairs)))
     checks.append(_check_correspondence(model, len(pairs), has_relation))
     return Diagnostics.from_checks(checks, (len(z1), len(z2)), time.perf_counter() - t0)

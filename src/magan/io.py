@@ -231,21 +231,7 @@ def _read_npz(path: Path, layer: str | None, marker_names: MarkerRule) -> ad.Ann
             f"{type(exc).__name__}: {exc}"
         ) from exc
 
-    if {"data", "indices", "indptr", "shape"} <= arrays.keys():
-        shape = tuple(int(s) for s in arrays.pop("shape"))
-        try:
-            X = sp.csr_matrix(
-                (arrays.pop("data"), arrays.pop("indices"), arrays.pop("indptr")), shape=shape
-            )
-        except ValueError as exc:
-            raise FileFormatError(f"{path}: inconsistent sparse matrix arrays: {exc}") from exc
-    elif "X" in arrays:
-        X = arrays.pop("X")
-    else:
-        raise FileFormatError(
-            f"{path}: an npz needs an 'X' array (or CSR data/indices/indptr/shape); "
-            f"found {sorted(arrays)}"
-        )
+    X = _npz_matrix(arrays, path)
     if X.ndim != 2:
         raise FileFormatError(f"{path}: X must be 2-D (cells × features), got shape {X.shape}")
     n_obs, n_vars = X.shape
@@ -258,24 +244,7 @@ def _read_npz(path: Path, layer: str | None, marker_names: MarkerRule) -> ad.Ann
         layers["X"] = X
         X = layers.pop(layer)
 
-    features = arrays.pop("features", None)
-    if features is None:
-        features = np.array([f"f{i}" for i in range(n_vars)])
-    if features.shape != (n_vars,):
-        raise FileFormatError(
-            f"{path}: 'features' has {features.size} names for {n_vars} columns of X"
-        )
-    names = [str(f) for f in features]
-    var = pd.DataFrame(index=pd.Index(names))
-    if any("|" in n for n in names):  # shared-data layout: "PnN|PnS", or "PnN" alone
-        channel = [n.split("|", 1)[0] for n in names]
-        antigen = [n.split("|", 1)[1] if "|" in n else "" for n in names]
-        var = _marker_var(channel, antigen, marker_names, path)
-    elif marker_names != "auto":
-        raise ConfigError(
-            f"read: marker_names={marker_names!r} needs 'channel|antigen' feature names; "
-            f"{path.name} has plain names"
-        )
+    var = _npz_var(arrays, n_vars, marker_names, path)
 
     obs_index = None
     for key in ("cells", "cell_id", "obs_names"):
@@ -296,6 +265,49 @@ def _read_npz(path: Path, layer: str | None, marker_names: MarkerRule) -> ad.Ann
     for key, value in layers.items():
         adata.layers[key] = _as_float32(value, f"{path} ({key})")
     return adata
+
+
+def _npz_matrix(arrays: dict[str, np.ndarray], path: Path) -> Any:
+    """The matrix, popped from ``arrays`` (CSR parts as scipy's ``save_npz`` writes them, or a
+    dense ``X``), so that what remains are the annotations."""
+    if {"data", "indices", "indptr", "shape"} <= arrays.keys():
+        shape = tuple(int(s) for s in arrays.pop("shape"))
+        try:
+            return sp.csr_matrix(
+                (arrays.pop("data"), arrays.pop("indices"), arrays.pop("indptr")), shape=shape
+            )
+        except ValueError as exc:
+            raise FileFormatError(f"{path}: inconsistent sparse matrix arrays: {exc}") from exc
+    if "X" in arrays:
+        return arrays.pop("X")
+    raise FileFormatError(
+        f"{path}: an npz needs an 'X' array (or CSR data/indices/indptr/shape); "
+        f"found {sorted(arrays)}"
+    )
+
+
+def _npz_var(arrays: dict[str, np.ndarray], n_vars: int, marker_names: MarkerRule,
+             path: Path) -> pd.DataFrame:
+    """The feature table from the popped ``features`` names; "PnN|PnS" names (the shared data's
+    layout) become channel and antigen columns, as an FCS file's would."""
+    features = arrays.pop("features", None)
+    if features is None:
+        features = np.array([f"f{i}" for i in range(n_vars)])
+    if features.shape != (n_vars,):
+        raise FileFormatError(
+            f"{path}: 'features' has {features.size} names for {n_vars} columns of X"
+        )
+    names = [str(f) for f in features]
+    if any("|" in n for n in names):  # shared-data layout: "PnN|PnS", or "PnN" alone
+        channel = [n.split("|", 1)[0] for n in names]
+        antigen = [n.split("|", 1)[1] if "|" in n else "" for n in names]
+        return _marker_var(channel, antigen, marker_names, path)
+    if marker_names != "auto":
+        raise ConfigError(
+            f"read: marker_names={marker_names!r} needs 'channel|antigen' feature names; "
+            f"{path.name} has plain names"
+        )
+    return pd.DataFrame(index=pd.Index(names))
 
 
 def _range_index(n: int) -> pd.Index:
@@ -387,23 +399,7 @@ def _frame_to_anndata(
     if len(frame) == 0:
         raise DataError(f"{path}: the table has a header but no cells (rows)")
 
-    id_name: str | None = None
-    if index_col == "auto":
-        first = frame.columns[0]
-        blank = first == "" or first.startswith("Unnamed: 0")
-        if blank or first.strip().lower() in _ID_NAMES:
-            id_name = first
-        elif not pd.api.types.is_numeric_dtype(frame[first]) and frame[first].is_unique:
-            id_name = first
-    elif isinstance(index_col, int):
-        if not -frame.shape[1] <= index_col < frame.shape[1]:
-            raise ConfigError(f"index_col={index_col} but {path.name} has {frame.shape[1]} columns")
-        id_name = frame.columns[index_col]
-    elif index_col is not None:
-        if index_col not in frame.columns:
-            raise DataError(f"{path}: no column {index_col!r} for index_col")
-        id_name = index_col
-
+    id_name = _id_column(frame, path, index_col)
     obs = pd.DataFrame(index=_range_index(len(frame)))
     if id_name is not None:
         ids = frame.pop(id_name).astype(str)
@@ -422,6 +418,35 @@ def _frame_to_anndata(
         elif col.strip().lower() in _LABEL_NAMES:
             obs["label"] = frame.pop(col).to_numpy()
 
+    X = _feature_matrix(frame, path)
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(list(frame.columns))))
+
+
+def _id_column(frame: pd.DataFrame, path: Path, index_col: str | int | None) -> str | None:
+    """The column holding cell ids, if any; with ``"auto"`` only a first column that is named
+    like one or is unique text, since mistaking a marker for ids would lose a feature."""
+    if index_col == "auto":
+        first = frame.columns[0]
+        blank = first == "" or first.startswith("Unnamed: 0")
+        if blank or first.strip().lower() in _ID_NAMES:
+            return first
+        if not pd.api.types.is_numeric_dtype(frame[first]) and frame[first].is_unique:
+            return first
+        return None
+    if isinstance(index_col, int):
+        if not -frame.shape[1] <= index_col < frame.shape[1]:
+            raise ConfigError(f"index_col={index_col} but {path.name} has {frame.shape[1]} columns")
+        return frame.columns[index_col]
+    if index_col is not None:
+        if index_col not in frame.columns:
+            raise DataError(f"{path}: no column {index_col!r} for index_col")
+        return index_col
+    return None
+
+
+def _feature_matrix(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    """The columns left after ids and annotations as float32, parsing numbers pandas kept as
+    text; anything else is refused with an example cell, since it cannot be a feature."""
     for col in [c for c in frame.columns if frame[c].dtype == object]:
         parsed = _parse_numbers(frame[col], path, col)  # integers beyond int64 stay text
         if parsed is not None:
@@ -450,8 +475,7 @@ def _frame_to_anndata(
                 f"{path}: column {col!r} holds values too large for float32 (row "
                 f"{int(over[0]) + 1}: {values[over[0]]:g}); rescale the data before reading"
             )
-    X = frame.to_numpy(dtype=np.float32)
-    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(list(frame.columns))))
+    return frame.to_numpy(dtype=np.float32)
 
 
 def _parse_numbers(values: pd.Series, path: Path, col: str) -> np.ndarray | None:
@@ -698,40 +722,15 @@ def read_pairs(
             f"The 'by' parameter of read_pairs must be 'auto', 'index' or 'name'. Got {by!r} "
             "instead."
         )
-    try:
-        sep = "\t" if _format_of(path) == ".tsv" else _sniff_sep(path, ".txt")
-        frame = pd.read_csv(
-            path, sep=sep, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise FileFormatError(f"{path}: the pairs file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
-        raise FileFormatError(f"{path}: not a readable pairs table: {exc}") from exc
-    if frame.shape[1] != 2:
-        raise FileFormatError(
-            f"{path}: a pairs file has exactly two columns (dataset 1, dataset 2); found "
-            f"{frame.shape[1]}"
-        )
-    rows = [(a.strip(), b.strip()) for a, b in frame.itertuples(index=False)]
-
-    def is_int(s: str) -> bool:
-        return re.fullmatch(r"[+-]?\d+", s) is not None
-
+    rows = _read_pair_rows(path)
     if header is None:
-        header = False
-        if len(rows) > 1:
-            first_int = all(is_int(v) for v in rows[0])
-            rest_int = all(is_int(v) for r in rows[1:] for v in r)
-            if rest_int and not first_int and by != "name":
-                header = True
-            elif obs_names1 is not None and obs_names2 is not None and not rest_int:
-                header = rows[0][0] not in set(obs_names1) and rows[0][1] not in set(obs_names2)
+        header = _looks_like_header(rows, by, obs_names1, obs_names2)
     if header:
         rows = rows[1:]
     if not rows:
         return np.zeros((0, 2), dtype=np.int64)
 
-    use_index = by == "index" or (by == "auto" and all(is_int(v) for r in rows for v in r))
+    use_index = by == "index" or (by == "auto" and all(_is_int(v) for r in rows for v in r))
     if use_index:
         try:
             pairs = np.array([[int(a), int(b)] for a, b in rows], dtype=np.int64)
@@ -746,6 +745,46 @@ def read_pairs(
             )
         pairs = resolve_pairs(rows, obs_names1, obs_names2, source=str(path))
     return pairs
+
+
+def _read_pair_rows(path: Path) -> list[tuple[str, str]]:
+    """The file's lines as stripped text pairs, header included: whether values are indices or
+    names, and whether the first line is a header, is decided from the text."""
+    try:
+        sep = "\t" if _format_of(path) == ".tsv" else _sniff_sep(path, ".txt")
+        frame = pd.read_csv(
+            path, sep=sep, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise FileFormatError(f"{path}: the pairs file is empty") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+        raise FileFormatError(f"{path}: not a readable pairs table: {exc}") from exc
+    if frame.shape[1] != 2:
+        raise FileFormatError(
+            f"{path}: a pairs file has exactly two columns (dataset 1, dataset 2); found "
+            f"{frame.shape[1]}"
+        )
+    return [(a.strip(), b.strip()) for a, b in frame.itertuples(index=False)]
+
+
+def _is_int(s: str) -> bool:
+    """A row index as written in a pairs file (no float or other spellings int() would take)."""
+    return re.fullmatch(r"[+-]?\d+", s) is not None
+
+
+def _looks_like_header(rows: list[tuple[str, str]], by: str, obs_names1: Sequence[str] | None,
+                       obs_names2: Sequence[str] | None) -> bool:
+    """``header=None``: the first line is a header when it does not look like the rest (words
+    above integers, or names found in neither dataset), so either kind of file just works."""
+    if len(rows) <= 1:
+        return False
+    first_int = all(_is_int(v) for v in rows[0])
+    rest_int = all(_is_int(v) for r in rows[1:] for v in r)
+    if rest_int and not first_int and by != "name":
+        return True
+    if obs_names1 is not None and obs_names2 is not None and not rest_int:
+        return rows[0][0] not in set(obs_names1) and rows[0][1] not in set(obs_names2)
+    return False
 
 
 def _check_pairs(

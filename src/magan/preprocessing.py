@@ -645,23 +645,9 @@ def match_markers(
     key1 = [table.get(k, k) for k in norm1]
     key2 = [table.get(k, k) for k in norm2]
 
-    match: dict[int, tuple[int, str]] = {}
-    count1 = pd.Series(names1, dtype=object).value_counts().to_dict()
-    count2 = pd.Series(names2, dtype=object).value_counts().to_dict()
-    where2 = {n: j for j, n in enumerate(names2)}
-    for i, n in enumerate(names1):
-        if count1[n] == 1 and count2.get(n, 0) == 1:
-            match[i] = (where2[n], "exact")
-    taken2 = {j for j, _ in match.values()}
-
-    by_key1: dict[str, list[int]] = {}
-    by_key2: dict[str, list[int]] = {}
-    for i, k in enumerate(key1):
-        if i not in match:
-            by_key1.setdefault(k, []).append(i)
-    for j, k in enumerate(key2):
-        if j not in taken2:
-            by_key2.setdefault(k, []).append(j)
+    match = _exact_matches(names1, names2)
+    by_key1 = _positions_by_key(key1, set(match))
+    by_key2 = _positions_by_key(key2, {j for j, _ in match.values()})
 
     ambiguous: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     in_ambiguous1: set[int] = set()
@@ -692,3 +678,23 @@ def match_markers(
         ),
         ambiguous=tuple(ambiguous),
     )
+
+
+def _exact_matches(names1: list[str], names2: list[str]) -> dict[int, tuple[int, str]]:
+    """{column in 1: (column in 2, "exact")} for names spelled alike and unique on both sides,
+    matched before any normalising so that an exact name is never lost to an alias."""
+    count1 = pd.Series(names1, dtype=object).value_counts().to_dict()
+    count2 = pd.Series(names2, dtype=object).value_counts().to_dict()
+    where2 = {n: j for j, n in enumerate(names2)}
+    return {i: (where2[n], "exact") for i, n in enumerate(names1)
+            if count1[n] == 1 and count2.get(n, 0) == 1}
+
+
+def _positions_by_key(keys: list[str], taken: set[int]) -> dict[str, list[int]]:
+    """{key: columns} of the columns not ``taken`` yet, in column order, so a key held by
+    several columns shows as ambiguous rather than being matched at random."""
+    by_key: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        if i not in taken:
+            by_key.setdefault(k, []).append(i)
+    return by_key

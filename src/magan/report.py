@@ -591,6 +591,29 @@ def write_report(
     run = Path(run_dir) if run_dir is not None else None
     if run is not None and not run.is_dir():
         raise FileNotFoundError(f"{run}: no such run directory")
+    out = _report_path(run, out_path, overwrite)
+    if model is None:
+        if run is None:
+            raise ConfigError("write_report needs a run_dir with a saved model, or model=")
+        model = _load_model(run)
+    given = {"x1": x1, "x2": x2, "labels1": labels1, "labels2": labels2,
+             "known_pairs": known_pairs}
+    page = (_from_run_dir(run, model, given) if run is not None
+            else {**given, "metrics": {}, "notes": [], "diagnostics": None})
+    if metrics is not None:
+        if not isinstance(metrics, Mapping):
+            raise DataError(f"metrics must be a dict of name -> value, got "
+                            f"{type(metrics).__name__}")
+        page["metrics"].update(metrics)
+    text = render_html(model, **page, title=title, run_dir=run, method=method, dpi=dpi)
+    write_text_atomic(out, text, overwrite=overwrite)
+    return out
+
+
+def _report_path(run: Path | None, out_path: str | os.PathLike | None,
+                 overwrite: bool) -> Path:
+    """The report's path, checked before a model is loaded or data read, so a path that cannot
+    be written fails at once."""
     if out_path is None:
         if run is None:
             raise ConfigError("write_report needs run_dir or out_path to know where to write")
@@ -600,44 +623,27 @@ def write_report(
         raise OutputExistsError(f"{out} exists; pass overwrite=True to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: the output folder does not exist")
-    if model is None:
-        if run is None:
-            raise ConfigError("write_report needs a run_dir with a saved model, or model=")
-        model = _load_model(run)
-
-    notes: list[str] = []
-    all_metrics: dict[str, Any] = {}
-    diagnostics = None
-    if run is not None and getattr(model, "diagnostics_", None) is None:
-        diagnostics = _run_diagnostics(run / RUN_FILE)
-    if run is not None:
-        found, problem = _read_metrics(run / METRICS_FILE)
-        all_metrics.update(found)
-        if problem:
-            notes.append(problem)
-        if x1 is None and x2 is None:
-            inputs = _read_inputs(run)
-            if inputs:
-                x1, x2 = inputs["x1"], inputs["x2"]
-                labels1 = labels1 if labels1 is not None else inputs.get("labels1")
-                labels2 = labels2 if labels2 is not None else inputs.get("labels2")
-                if known_pairs is None:
-                    known_pairs = inputs.get("known_pairs")
-                notes.append(f"Data read from the paths in {INPUTS_FILE}.")
-        present = [f for f in TRANSLATION_FILES if (run / f).is_file()]
-        if present:
-            notes.append("Translations written by the run: " + ", ".join(present) + ".")
-    if metrics is not None:
-        if not isinstance(metrics, Mapping):
-            raise DataError(f"metrics must be a dict of name -> value, got "
-                            f"{type(metrics).__name__}")
-        all_metrics.update(metrics)
-
-    text = render_html(model, x1=x1, x2=x2, labels1=labels1, labels2=labels2,
-                       known_pairs=known_pairs, metrics=all_metrics, title=title, run_dir=run,
-                       notes=notes, method=method, dpi=dpi, diagnostics=diagnostics)
-    write_text_atomic(out, text, overwrite=overwrite)
     return out
+
+
+def _from_run_dir(run: Path, model: MAGAN, given: dict[str, Any]) -> dict[str, Any]:
+    """``render_html``'s data arguments completed from the run directory (verdict, metrics,
+    the cells named in inputs.json), so that ``magan report OUT`` alone makes a full page; the
+    notes say what came from where."""
+    diagnostics = None
+    if getattr(model, "diagnostics_", None) is None:
+        diagnostics = _run_diagnostics(run / RUN_FILE)
+    found, problem = _read_metrics(run / METRICS_FILE)
+    notes = [problem] if problem else []
+    if given["x1"] is None and given["x2"] is None:
+        inputs = _read_inputs(run)
+        if inputs:  # what the caller gave (labels, pairs) stands over the file's
+            given = {k: v if v is not None else inputs.get(k) for k, v in given.items()}
+            notes.append(f"Data read from the paths in {INPUTS_FILE}.")
+    present = [f for f in TRANSLATION_FILES if (run / f).is_file()]
+    if present:
+        notes.append("Translations written by the run: " + ", ".join(present) + ".")
+    return {**given, "metrics": dict(found), "notes": notes, "diagnostics": diagnostics}
 
 
 def _run_diagnostics(path: Path) -> dict[str, Any] | None:

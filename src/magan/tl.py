@@ -237,14 +237,35 @@ def translate(
     _check_anndata(adata)
     if copy:
         adata = adata.copy()
+    frame, bounds = _predictions(model, ensemble, adata, domain, layer, level)
+    keys = _store_obsm(adata, model, frame, bounds, domain, key_added)
+    record = uns_record(model, domain=domain, metrics=metrics, obsm_keys=keys)
+    if ensemble is not None:
+        record["ensemble"] = {"n_members": len(ensemble.members_), "level": float(level)}
+    adata.uns[key_added or "magan"] = record
+    return adata if copy else None
+
+
+def _predictions(model: MAGAN, ensemble: Ensemble | None, adata: AnnData, domain: int,
+                 layer: str | None,
+                 level: float) -> tuple[pd.DataFrame, dict[str, pd.DataFrame] | None]:
+    """The other domain's features for these cells, and with an ensemble the interval bounds
+    as frames of the same shape, so that one writer stores a model's and an ensemble's alike."""
     if ensemble is None:
-        frame = model.impute(adata, domain=domain, features=None, layer=layer)
-    else:
-        iv = ensemble.interval(adata, domain=domain, level=level, layer=layer)
-        names = model.output_features(domain, None)
-        frame = pd.DataFrame(iv.mean, columns=names, index=adata.obs_names.copy())
-        bounds = {"lower": pd.DataFrame(iv.lower, columns=names, index=frame.index),
-                  "upper": pd.DataFrame(iv.upper, columns=names, index=frame.index)}
+        return model.impute(adata, domain=domain, features=None, layer=layer), None
+    iv = ensemble.interval(adata, domain=domain, level=level, layer=layer)
+    names = model.output_features(domain, None)
+    frame = pd.DataFrame(iv.mean, columns=names, index=adata.obs_names.copy())
+    bounds = {"lower": pd.DataFrame(iv.lower, columns=names, index=frame.index),
+              "upper": pd.DataFrame(iv.upper, columns=names, index=frame.index)}
+    return frame, bounds
+
+
+def _store_obsm(adata: AnnData, model: MAGAN, frame: pd.DataFrame,
+                bounds: dict[str, pd.DataFrame] | None, domain: int,
+                key_added: str | None) -> list[str]:
+    """Writing and deleting ``translate``'s ``.obsm`` keys in one place keeps exactly this
+    result's keys there; returns them, for ``.uns``."""
     other = 3 - domain
     shared_other = {p[other - 1] for p in model.shared_features_}
     unshared = [c for c in frame.columns if c not in shared_other]
@@ -260,18 +281,14 @@ def translate(
         keys.append(key_imp)
     for side in ("lower", "upper"):  # interval bounds (an Ensemble); else stale: removed
         key = f"{key_imp}_{side}"
-        if ensemble is not None and unshared:
+        if bounds is not None and unshared:
             adata.obsm[key] = bounds[side][unshared].astype(np.float32)
             keys.append(key)
         elif key in adata.obsm:
             del adata.obsm[key]
     if not unshared and key_imp in adata.obsm:  # a stale result of an earlier model would mislead
         del adata.obsm[key_imp]
-    record = uns_record(model, domain=domain, metrics=metrics, obsm_keys=keys)
-    if ensemble is not None:
-        record["ensemble"] = {"n_members": len(ensemble.members_), "level": float(level)}
-    adata.uns[key_added or "magan"] = record
-    return adata if copy else None
+    return keys
 
 
 def align(
