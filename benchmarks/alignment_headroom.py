@@ -31,8 +31,8 @@ def panels() -> None:
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsRegressor
 
-    from magan.experiments.cytof_batch import load_levine
-    from magan.experiments.cytof_panels import panels as design
+    from experiments.cytof_batch import load_levine
+    from experiments.cytof_panels import panels as design
 
     h1, h2, _, _, names = load_levine()
     shared, _, only2 = design(names)
@@ -64,9 +64,9 @@ def gw() -> None:
     import ot
     from scipy.spatial.distance import cdist
 
-    from magan.baselines import gw_ot_align
-    from magan.experiments._harness import zscore
-    from magan.experiments.crossmodal import _known_pairs, load_eccite, load_scgem
+    from experiments.baselines import gw_ot_align
+    from experiments._harness import zscore
+    from experiments.crossmodal import _known_pairs, load_eccite, load_scgem
     from magan.metrics import foscttm
 
     warnings.filterwarnings("ignore")

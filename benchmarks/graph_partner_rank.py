@@ -20,8 +20,8 @@ from gw_plans import _geodesic  # benchmarks/ is the script's folder
 from sklearn.decomposition import PCA
 
 import magan.correspondence as corr
-from magan.experiments.crossmodal import _known_pairs, load_eccite, load_scgem
-from magan.experiments.digits import load_digits
+from experiments.crossmodal import _known_pairs, load_eccite, load_scgem
+from experiments.digits import load_digits
 from magan.preprocessing import Standardizer
 
 

@@ -41,9 +41,9 @@ import numpy as np
 import torch
 
 import magan.correspondence as corr
-from magan.experiments._harness import make_gan, zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem
-from magan.experiments.digits import load_digits
+from experiments._harness import make_gan, zscore
+from experiments.crossmodal import _known_pairs, load_scgem
+from experiments.digits import load_digits
 from magan.metrics import foscttm
 
 
@@ -120,7 +120,7 @@ def _scgem() -> Callable[[int], tuple]:
 
 
 def _eccite() -> Callable[[int], tuple]:
-    from magan.experiments.crossmodal import _eccite_scores, load_eccite
+    from experiments.crossmodal import _eccite_scores, load_eccite
 
     x1, x2, y = load_eccite()
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from magan.experiments import crossmodal
-from magan.experiments._harness import make_gan
-from magan.experiments.digits import load_digits
+from experiments import crossmodal
+from experiments._harness import make_gan
+from experiments.digits import load_digits
 
 
 def main() -> None:

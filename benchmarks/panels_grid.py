@@ -23,9 +23,9 @@ import time
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan
-from magan.experiments.cytof_batch import load_levine
-from magan.experiments.cytof_panels import panels
+from experiments._harness import make_gan
+from experiments.cytof_batch import load_levine
+from experiments.cytof_panels import panels
 from magan.metrics import marker_correlation
 
 

@@ -23,7 +23,7 @@ def _run_one(name: str, seed: int, out: Path) -> int:
     part = out / "parts" / f"{name}_seed{seed}"
     part.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    code = ("import sys; from magan.experiments import run_experiment; "
+    code = ("import sys; from experiments import run_experiment; "
             f"run_experiment({name!r}, [{seed}], {str(part)!r})")
     with open(part / "log.txt", "w") as log:
         return subprocess.call([sys.executable, "-c", code], env=env, stdout=log,
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="default: each experiment's own")
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
     args = ap.parse_args()
-    from magan.experiments import SPECS, merge_experiment
+    from experiments import SPECS, merge_experiment
 
     if args.action == "run":
         jobs = [(n, s) for n in args.names

@@ -27,9 +27,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 
-from magan.baselines import gw_ot_align
-from magan.experiments._harness import zscore
-from magan.experiments.crossmodal import load_scgem
+from experiments.baselines import gw_ot_align
+from experiments._harness import zscore
+from experiments.crossmodal import load_scgem
 from magan.metrics import foscttm
 
 

@@ -29,10 +29,10 @@ import warnings
 import numpy as np
 import torch
 
-from magan.baselines import _intra_domain_distances, _l2_rows, gw_ot_align
+from experiments.baselines import _intra_domain_distances, _l2_rows, gw_ot_align
 from magan.correspondence import _sq_distances, gromov_plan_from_distances, sinkhorn
-from magan.experiments._harness import zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem
+from experiments._harness import zscore
+from experiments.crossmodal import _known_pairs, load_scgem
 from magan.metrics import foscttm
 from magan.preprocessing import Standardizer
 

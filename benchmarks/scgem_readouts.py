@@ -24,8 +24,8 @@ import json
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan, zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem, settings
+from experiments._harness import make_gan, zscore
+from experiments.crossmodal import _known_pairs, load_scgem, settings
 from magan.metrics import foscttm
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from magan.experiments import crossmodal, cytof_batch
-from magan.experiments._harness import make_gan, zscore
+from experiments import crossmodal, cytof_batch
+from experiments._harness import make_gan, zscore
 from magan.metrics import foscttm, interval_calibration
 from magan.uncertainty import Ensemble
 

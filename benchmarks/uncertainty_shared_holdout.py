@@ -30,8 +30,8 @@ import warnings
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan
-from magan.experiments.uncertainty import task
+from experiments._harness import make_gan
+from experiments.uncertainty import task
 from magan.metrics import marker_correlation
 from magan.uncertainty import Ensemble, _at_level, _conformal_table
 

@@ -537,34 +537,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
-    from magan.experiments import EXPERIMENTS, SPECS, run_experiment
-    from magan.experiments._harness import check_run_options, takes_variants
-
-    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from "
-                          f"{sorted(EXPERIMENTS)} or 'all'")
-    seeds = None if args.seeds is None else range(args.seeds)
-    variants = None if args.variants is None else [v for v in args.variants.split(",") if v]
-    if variants is not None and not variants:
-        raise ConfigError("--variants needs at least one GAN row name")
-    # Every option checked before the first experiment trains; with "all", experiments with
-    # fixed rows (uncertainty) run their own rows instead of stopping the run.
-    rows = {n: variants if (variants is None or args.name != "all"
-                            or takes_variants(SPECS[n])) else None for n in names}
-    for name in names:
-        check_run_options(SPECS[name], rows[name], args.jobs)
-    for name in names:
-        if rows[name] is None and variants is not None:
-            print(f"{name}: fixed rows, --variants not applied")
-        result = run_experiment(name, seeds, Path(args.out), quick=args.quick,
-                                progress=not args.quiet, variants=rows[name], jobs=args.jobs)
-        print(f"\n## {name}\n{result['table']}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="magan",
@@ -701,24 +673,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
-                       description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
-                                   "cross-modal, cross-modal-eccite, uncertainty (real data from "
-                                   "../shared/data).")
-    p.add_argument("name")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="number of seeds, 0..N-1 (default: 10 for gaussians, 5 otherwise)")
-    p.add_argument("--out", default="results", help="folder for <name>.json and <name>.md")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="seeds run at once, one process and one CPU thread each (default 1); "
-                        "same metrics, shorter wall time")
-    p.add_argument("--variants", default=None,
-                   help="comma-separated GAN rows instead of the experiment's own, e.g. "
-                        "magan,magan_structure (see magan.experiments._harness); baselines "
-                        "always run")
-    p.set_defaults(func=cmd_experiment)
     return parser
 
 

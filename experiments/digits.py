@@ -31,8 +31,8 @@ from scipy.ndimage import rotate
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
-from magan.baselines import gw_ot_align, manifold_alignment
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments.baselines import gw_ot_align, manifold_alignment
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).
 VARIANTS = tuple(GAN_VARIANTS)

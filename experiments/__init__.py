@@ -1,5 +1,9 @@
 """The MAGAN paper's experiments on real data, with metrics and baselines.
 
+Not part of the installed ``magan`` package: this folder sits at the repository root and is run
+from there, ``python -m experiments {all,NAME} --out DIR`` (``__main__.py``; ``make
+experiments``). The peer methods are in ``baselines.py``.
+
 ``run_experiment(name, seeds, out_dir)`` runs one experiment over seeds and writes
 ``out_dir/<name>.json`` (every metric, per seed, per method) and ``out_dir/<name>.md`` (mean ± sd
 table). ``EXPERIMENTS`` maps each name to its ``run(seed, quick) -> {method: {metric: value}}``.
@@ -13,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from magan.experiments._harness import DataMissing, Experiment, merge_runs, run_experiment_spec
+from experiments._harness import DataMissing, Experiment, merge_runs, run_experiment_spec
 
 __all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "merge_experiment", "run_experiment"]
 
@@ -21,9 +25,9 @@ _MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", 
 SPECS: dict[str, Experiment] = {}
 for _mod in _MODULES:
     try:
-        _module = importlib.import_module(f"magan.experiments.{_mod}")
+        _module = importlib.import_module(f"experiments.{_mod}")
     except ModuleNotFoundError as _err:  # an experiment not written yet
-        if _err.name != f"magan.experiments.{_mod}":
+        if _err.name != f"experiments.{_mod}":
             raise
         continue
     # A module may define more than one (EXPERIMENT, EXPERIMENT_<DATASET>), in that order.
