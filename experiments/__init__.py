@@ -2,7 +2,8 @@
 
 Not part of the installed ``magan`` package: this folder sits at the repository root and is run
 from there, ``python -m experiments {all,NAME} --out DIR`` (``__main__.py``; ``make
-experiments``). The peer methods are in ``baselines.py``.
+experiments``). The peer methods are in ``baselines.py``, the quality battery in
+``battery.py``, a runner of several experiments' seeds in parallel processes in ``parallel.py``.
 
 ``run_experiment(name, seeds, out_dir)`` runs one experiment over seeds and writes
 ``out_dir/<name>.json`` (every metric, per seed, per method) and ``out_dir/<name>.md`` (mean ± sd
@@ -60,7 +61,7 @@ def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick:
 
 def merge_experiment(name: str, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:
     """Merge single-seed runs of experiment ``name`` (their ``<name>.json`` files) into one
-    ``out_dir/<name>.json``/``.md``; see ``benchmarks/parallel_experiments.py``."""
+    ``out_dir/<name>.json``/``.md``; see ``experiments/parallel.py``."""
     if name not in SPECS:
         raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
     return merge_runs(SPECS[name], parts, Path(out_dir))

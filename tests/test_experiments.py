@@ -159,7 +159,7 @@ def test_uncertainty_quick(tmp_path):
 
 
 def test_single_seed_runs_merge_into_one_table(tmp_path, monkeypatch):
-    # Two single-seed runs (as benchmarks/parallel_experiments.py launches them) merge into the
+    # Two single-seed runs (as experiments/parallel.py launches them) merge into the
     # JSON and table one run over both seeds writes. A fake experiment keeps this instant.
     from experiments import merge_experiment
     from experiments._harness import Experiment

@@ -1,6 +1,7 @@
 """The benchmark battery (issue 18): MAGAN's defaults against doing nothing and the peers.
 
-    python benchmarks/battery.py [--seeds 0 1 2] [--jobs 2] [--quick] [--tasks ...] [--out DIR]
+    python experiments/battery.py [--seeds 0 1 2] [--jobs 2] [--quick] [--tasks ...] [--out DIR]
+    python -m experiments.battery ...     # the same, from the repository root
     make battery
 
 Each (task, seed) runs in its own worker process with one torch/BLAS thread. The MAGAN row is
@@ -117,6 +118,12 @@ HEADERS = {"magan": "magan default", "no_alignment": "no alignment",
            "knn_shared": "kNN on shared", "gw_ot": "GW-OT", "harmony": "Harmony",
            "plain_gan": "plain GAN"}
 REFERENCES = {"no_alignment": "", "knn_shared": " vs kNN", "chance": " vs chance"}
+
+# Run as a script (python experiments/battery.py), the folder itself is on sys.path, not the
+# repository root that `import experiments` needs; spawned workers inherit the fixed path.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 # ---------------------------------------------------------------------------------- framework
