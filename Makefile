@@ -47,7 +47,7 @@ battery: install
 	$(BIN)/python experiments/battery.py --seeds 0 1 2 --jobs 2 --out battery_results
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments research
 
 clean:
 	rm -rf $(VENV) magan_demo .pytest_cache bench_results battery_results

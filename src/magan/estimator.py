@@ -132,7 +132,7 @@ class MAGAN:
     generator_widths, discriminator_widths, activation
         Hidden layer widths. The original code's (G 200-100-50, D 800-400-200-100-50) are in
         :meth:`paper`; the default (G 128-64, D 256-128, ReLU) is our measurement: on the
-        bundled CyTOF batches (``benchmarks/compare_widths.py``, 2 seeds, 3,000 steps) it
+        bundled CyTOF batches (``research/compare_widths.py``, 2 seeds, 3,000 steps) it
         reached CD8 label transfer 0.94-0.95 and imputed-marker r 0.74-0.77, against 0.74 and
         0.12-0.21 with the original widths, whose large discriminators overpower the
         generators at this training length, and costs about a third of the time per step.

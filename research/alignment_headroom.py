@@ -9,7 +9,7 @@
    (what a minibatch GW term could see without building a graph over all cells). FOSCTTM of
    the barycentric projection, on the evaluation cells of seed 0's known-pair draw.
 
-    python benchmarks/alignment_headroom.py panels gw > benchmarks/results/headroom.txt
+    PYTHONPATH=. python research/alignment_headroom.py panels gw > benchmarks/results/headroom.txt
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def gw() -> None:
     import ot
     from scipy.spatial.distance import cdist
 
-    from experiments.baselines import gw_ot_align
     from experiments._harness import zscore
+    from experiments.baselines import gw_ot_align
     from experiments.crossmodal import _known_pairs, load_eccite, load_scgem
     from magan.metrics import foscttm
 

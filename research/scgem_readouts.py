@@ -1,6 +1,6 @@
 """Does reading magan's scGEM alignment another way lower FOSCTTM? Other read-outs, same models.
 
-    python benchmarks/scgem_readouts.py --seeds 0 1 2 3 4 \
+    PYTHONPATH=. python research/scgem_readouts.py --seeds 0 1 2 3 4 \
         > benchmarks/results/common_scale/scgem_readouts.jsonl
 
 The cross-modal experiment scores G12(expression) against methylation in methylation's

@@ -16,7 +16,7 @@ leaves its share of the 10 known pairs out, and the interval is also calibrated 
 record the FOSCTTM of the ensemble mean (``metrics.foscttm`` in the target's z-units, as the
 experiments score it) so that the cost of training each member on fewer pairs shows.
 
-Usage: ``python benchmarks/uncertainty_calibration.py --data cytof-batch eccite scgem
+Usage: ``PYTHONPATH=. python research/uncertainty_calibration.py --data cytof-batch eccite scgem
 --seeds 0 1 2 --members 3 [--holdout on]
 --out benchmarks/results/uncertainty_local/calibration.jsonl``
 (one JSON line per data set, seed and direction).
