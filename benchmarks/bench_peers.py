@@ -36,6 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+# scGEM's loader and GW-OT live in the repository's experiments/ (not the installed package);
+# as a script (and in its workers) this folder is on sys.path, so add the repository root.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "scgem":  # the cross-modal experiment's loader (rows are the same cells)
