@@ -35,9 +35,10 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
-# The paper's experiments on ../shared/data, every seed, two at a time (3-7 minutes each on 2 cores).
+# The paper's experiments (experiments/, not installed) on ../shared/data, every seed, two at a
+# time (3-7 minutes each on 2 cores).
 experiments: install
-	$(BIN)/magan experiment all --out results --jobs 2
+	$(BIN)/python -m experiments all --out results --jobs 2
 
 # Speed and memory benchmarks (BENCHMARKS.md), JSON lines into bench_results/: training and
 # transform throughput, the CPU roofline, out-of-core scale to 10^7 cells (writes ~2.4 GB of
@@ -53,12 +54,13 @@ bench: install
 # The benchmark battery (issue 18): MAGAN's defaults against no alignment, kNN on shared
 # features, GW-OT and Harmony on 11 tasks, one table (battery_results/battery.md, JSON lines
 # beside it); 3 seeds, ~50 minutes with 2 processes on 2 cores (smoke test: battery.py --quick).
+# It is the quality benchmark, so it lives with the experiments.
 .PHONY: battery
 battery: install
-	$(BIN)/python benchmarks/battery.py --seeds 0 1 2 --jobs 2 --out battery_results
+	$(BIN)/python experiments/battery.py --seeds 0 1 2 --jobs 2 --out battery_results
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments research
 
 clean:
 	rm -rf $(VENV) magan_demo .pytest_cache bench_results battery_results docs/_build \

@@ -36,10 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
+# scGEM's loader and GW-OT live in the repository's experiments/ (not the installed package);
+# as a script (and in its workers) this folder is on sys.path, so add the repository root.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "scgem":  # the cross-modal experiment's loader (rows are the same cells)
-        from magan.experiments.crossmodal import load_scgem
+        from experiments.crossmodal import load_scgem
 
         return load_scgem()[:2]
     n = int(name.removeprefix("synth"))
@@ -65,7 +71,7 @@ def run_method(method: str, x1: np.ndarray, x2: np.ndarray, seed: int = 0,
         model.fit(x1, x2, known_pairs=[(i, i) for i in known])
         return foscttm(model.transform(x1), x2)
     if method == "gw_ot":
-        from magan.baselines import gw_ot_align
+        from experiments.baselines import gw_ot_align
 
         return foscttm(gw_ot_align(x1, x2).x1_in_2, x2)
     if method == "pamona":

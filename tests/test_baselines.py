@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import pearsonr
 
-from magan.baselines import gw_ot_align, knn_impute_shared, manifold_alignment
+from experiments.baselines import gw_ot_align, manifold_alignment
 from magan.datasets import find_shared_data
 from magan.errors import ConfigError, DataError
 from magan.metrics import foscttm
@@ -36,50 +35,6 @@ def branched_cloud(n_per_arm: int, seed: int) -> np.ndarray:
     return pts + rng.normal(0, 0.05, pts.shape)
 
 
-# --------------------------------------------------------------------------- knn_impute_shared
-
-
-def test_knn_impute_recovers_a_function_of_the_shared_features() -> None:
-    rng = np.random.default_rng(0)
-    shared2 = rng.uniform(-2, 2, (1500, 2))
-    hidden = np.sin(shared2[:, 0]) + shared2[:, 1] ** 2
-    x2 = np.c_[hidden, shared2]  # domain 2: hidden marker, then the two shared ones
-    shared1 = rng.uniform(-2, 2, (300, 2))
-    x1 = np.c_[rng.normal(size=300), shared1[:, 1], shared1[:, 0]]  # other order, extra column
-    out = knn_impute_shared(x1, x2, [(2, 1), (1, 2)], k=10)
-    assert out.shape == (300, 3)
-    truth = np.sin(shared1[:, 0]) + shared1[:, 1] ** 2
-    assert pearsonr(out[:, 0], truth)[0] > 0.98
-
-
-def test_knn_impute_k1_copies_the_nearest_row() -> None:
-    x2 = np.array([[0.0, 100.0], [10.0, 200.0]])
-    x1 = np.array([[1.0], [9.0], [4.0]])
-    np.testing.assert_array_equal(knn_impute_shared(x1, x2, [(0, 0)], k=1), x2[[0, 1, 0]])
-    # k=2 averages both rows.
-    np.testing.assert_array_equal(knn_impute_shared(x1, x2, [(0, 0)], k=2), [[5.0, 150.0]] * 3)
-
-
-@pytest.mark.parametrize(
-    ("pairs", "match"),
-    [
-        ([], "empty"),
-        ([(0, 2)], "out of range"),
-        ([(-1, 0)], "out of range"),
-        ([(0.5, 0)], "integer"),
-    ],
-)
-def test_knn_impute_rejects_bad_pairs(pairs: list, match: str) -> None:
-    with pytest.raises(DataError, match=match):
-        knn_impute_shared(np.zeros((3, 1)), np.zeros((3, 2)), pairs)
-
-
-def test_knn_impute_rejects_nan() -> None:
-    x2 = np.array([[0.0, np.nan]])
-    with pytest.raises(DataError, match=r"x2.*NaN"):
-        knn_impute_shared(np.zeros((3, 1)), x2, [(0, 0)])
-
-
 # --------------------------------------------------------------------------- manifold_alignment
 
 
@@ -94,7 +49,7 @@ def test_manifold_alignment_aligns_a_rotated_curve() -> None:
 
 
 def test_manifold_alignment_large_case_uses_sparse_solver(monkeypatch) -> None:
-    import magan.baselines as b
+    import experiments.baselines as b
 
     x1 = curve(200, seed=0)
     x2 = curve(200, seed=1) @ rotation(3, seed=2).T
@@ -197,7 +152,7 @@ def test_scgem_manifold_alignment_with_ten_pairs_beats_chance() -> None:
 
 def test_harmony_removes_a_batch_shift_and_keeps_clusters() -> None:
     pytest.importorskip("harmonypy")
-    from magan.baselines import harmony_align
+    from experiments.baselines import harmony_align
     from magan.metrics import label_transfer, mixing_score
 
     # Two copies of the same 4-cluster data; batch 2 shifted along 3 features.
@@ -218,7 +173,7 @@ def test_harmony_removes_a_batch_shift_and_keeps_clusters() -> None:
 
 def test_harmony_needs_the_same_features() -> None:
     pytest.importorskip("harmonypy")
-    from magan.baselines import harmony_align
+    from experiments.baselines import harmony_align
 
     with pytest.raises(DataError, match="same features"):
         harmony_align(np.zeros((5, 3)), np.zeros((5, 4)))

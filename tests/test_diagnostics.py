@@ -15,11 +15,11 @@ import pytest
 from magan import MAGAN
 from magan import diagnostics as dg
 from magan.cli import main
-from magan.correspondence import Correspondence
 from magan.datasets import three_gaussians
 from magan.diagnostics import Check, Diagnostics, diagnose_fitted, structure_score, verdict_of
 from magan.errors import ConfigError
 from magan.preprocessing import Standardizer
+from magan.settings import Correspondence
 
 
 def _blobs(n: int = 300, d: int = 4, seed: int = 0) -> np.ndarray:

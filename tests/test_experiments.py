@@ -1,16 +1,20 @@
-"""1-seed quick smoke runs of every paper experiment (magan.experiments), plus cheap quality
+"""1-seed quick smoke runs of every paper experiment (``experiments/`` at the repository root,
+not part of the installed package), its entry point ``python -m experiments``, plus cheap quality
 checks where the model reaches them reliably. Experiments on shared/data skip without it."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from experiments import EXPERIMENTS, SPECS, run_experiment
+from experiments._harness import markdown_table, summarise
 from magan.datasets import find_shared_data
-from magan.experiments import EXPERIMENTS, SPECS, run_experiment
-from magan.experiments._harness import markdown_table, summarise
 
 NEEDS_DATA = {"digits", "cytof-batch", "cytof-panels", "cross-modal", "cross-modal-eccite",
               "uncertainty"}
@@ -155,10 +159,10 @@ def test_uncertainty_quick(tmp_path):
 
 
 def test_single_seed_runs_merge_into_one_table(tmp_path, monkeypatch):
-    # Two single-seed runs (as benchmarks/parallel_experiments.py launches them) merge into the
+    # Two single-seed runs (as experiments/parallel.py launches them) merge into the
     # JSON and table one run over both seeds writes. A fake experiment keeps this instant.
-    from magan.experiments import merge_experiment
-    from magan.experiments._harness import Experiment
+    from experiments import merge_experiment
+    from experiments._harness import Experiment
 
     fake = Experiment("fake", lambda seed, quick: {"m": {"v": float(seed)}}, "fake",
                       lambda quick: {})
@@ -178,8 +182,8 @@ def test_single_seed_runs_merge_into_one_table(tmp_path, monkeypatch):
 def test_run_options_checked_up_front():
     import numpy as np
 
+    from experiments._harness import check_run_options, takes_variants
     from magan.errors import ConfigError
-    from magan.experiments._harness import check_run_options, takes_variants
 
     check_run_options(SPECS["gaussians"], ["magan"], np.int64(2))  # numpy ints are fine
     for jobs in (0, True, 1.5, "2"):
@@ -188,3 +192,45 @@ def test_run_options_checked_up_front():
     assert not takes_variants(SPECS["uncertainty"]) and takes_variants(SPECS["digits"])
     with pytest.raises(ConfigError, match="fixed list of rows"):
         check_run_options(SPECS["uncertainty"], ["magan"], 1)
+
+
+def test_entry_point_options_reach_the_runner(tmp_path, monkeypatch, capsys):
+    import experiments
+    from experiments.__main__ import main
+
+    seen = {}
+
+    def fake_run(name, seeds, out, **kw):
+        seen.update(name=name, seeds=list(seeds), **kw)
+        return {"table": "| fake |\n"}
+
+    monkeypatch.setattr(experiments, "run_experiment", fake_run)
+    assert main(["gaussians", "--seeds", "3", "--out", str(tmp_path), "--quick",
+                 "--jobs", "2", "--variants", "magan,magan_structure"]) == 0
+    assert seen == {"name": "gaussians", "seeds": [0, 1, 2], "quick": True, "progress": True,
+                    "variants": ["magan", "magan_structure"], "jobs": 2}
+    # "all" with --variants: the experiments with fixed rows run their own rows, the rest
+    # get the given ones; a bad row name stops the run before any experiment trains.
+    calls = []
+    monkeypatch.setattr(experiments, "run_experiment",
+                        lambda name, seeds, out, **kw: calls.append((name, kw["variants"]))
+                        or {"table": ""})
+    assert main(["all", "--out", str(tmp_path), "--variants", "magan"]) == 0
+    assert dict(calls)["uncertainty"] is None and dict(calls)["digits"] == ["magan"]
+    assert "uncertainty: fixed rows" in capsys.readouterr().out
+    calls.clear()
+    assert main(["all", "--out", str(tmp_path), "--variants", "magan,nope"]) == 1
+    assert calls == [] and "unknown GAN row 'nope'" in capsys.readouterr().err
+    assert main(["nope", "--out", str(tmp_path)]) == 1
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+    monkeypatch.undo()  # the real runner checks --jobs before any work
+    assert main(["gaussians", "--out", str(tmp_path), "--jobs", "0"]) == 1
+    assert "jobs must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_python_m_experiments_runs_from_the_repo_root():
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "experiments", "--help"], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--variants" in result.stdout and "--jobs" in result.stdout

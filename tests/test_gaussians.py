@@ -3,7 +3,7 @@
 MAGAN must map every domain-1 cluster to the domain-2 cluster whose shared coordinate is closest
 (cluster k → cluster k here) in at least 9 of 10 seeds. The plain GAN's failure is the paper's
 point but not a property a test can pin (any permutation satisfies its losses, the right one
-included): its mappings are in RESULTS.md (`magan experiment gaussians`), and
+included): its mappings are in RESULTS.md (`python -m experiments gaussians`), and
 tests/test_diagnostics.py asserts that its self-diagnosis is never "good".
 """
 

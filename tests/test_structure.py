@@ -1,5 +1,6 @@
-"""Package structure: imports point one way (STYLE.md's module map), and importing magan is
-cheap (no matplotlib, no plotting modules)."""
+"""Package structure: imports point one way (STYLE.md's module map), the package never reaches
+into the repository's experiments/, research/ or benchmarks/ (they are not installed), and
+importing magan is cheap (no matplotlib, no plotting modules)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,15 @@ LAYERS = [
     ["errors"],
     ["channels", "settings"],
     ["io", "preprocessing", "metrics", "distributed"],
-    ["datasets", "data", "nn", "losses", "cytometry"],
+    ["datasets", "data", "nn", "losses", "cytometry", "reference"],
     ["correspondence"],
     ["transport"],
     ["training", "checkpoint", "diagnostics"],
     ["estimator"],
     ["uncertainty"],
-    ["tl", "baselines"],
+    ["tl"],
     ["plots", "demo"],
-    ["report", "experiments"],
+    ["report"],
     ["cli"],
     ["__main__"],
 ]
@@ -69,6 +70,43 @@ def test_imports_point_one_way(path):
             continue
         assert LAYER[target] < LAYER[me], f"{me} (layer {LAYER[me]}) imports {target} " \
                                           f"(layer {LAYER[target]}): a backward arrow"
+
+
+# Top-level folders of the repository that are not part of the installed package.
+OUTSIDE = {"experiments", "research", "benchmarks", "tests"}
+
+
+def _outside_imports(path: Path) -> list[str]:
+    """Modules outside the package that ``path`` imports, eagerly, lazily or by name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                node.func, "id", None)) in {"import_module", "__import__"} and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names = [node.args[0].value]
+        found += [n for n in names if n.split(".")[0] in OUTSIDE]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_the_package_never_imports_experiments_or_research(path):
+    assert not _outside_imports(path), (
+        f"{path.relative_to(SRC)} imports {_outside_imports(path)}: the installed package holds "
+        "the library only (experiments/, research/ and benchmarks/ are not installed)")
+
+
+def test_outside_import_check_sees_every_form(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import experiments.baselines\nfrom research import x\n"
+                     "def f():\n    from experiments import SPECS\n"
+                     "importlib.import_module('experiments.digits')\nimport magan.metrics\n")
+    assert _outside_imports(probe) == ["experiments.baselines", "research", "experiments",
+                                       "experiments.digits"]
 
 
 def test_import_magan_stays_light():

@@ -450,7 +450,7 @@ def test_landmark_plan_on_scgem_matches_scot_and_is_never_reversed(seed):
 
     if find_shared_data() is None:
         pytest.skip("shared/data not found (set MAGAN_SHARED_DATA): real-data test")
-    from magan.experiments import crossmodal
+    from experiments import crossmodal
     from magan.transport import landmark_plan
 
     x1, x2, y = crossmodal.load_scgem()

@@ -14,8 +14,9 @@ __all__ = ["MAGAN", "Correspondence", "Networks", "Optimizer", "Transport", "__v
 
 # name -> module holding it; imported on first use, so `import magan` stays cheap and never
 # imports plots
-_LAZY = {"MAGAN": "magan.estimator", "Correspondence": "magan.correspondence",
-         "Networks": "magan.nn", "Optimizer": "magan.training", "Transport": "magan.transport"}
+_LAZY = {"MAGAN": "magan.estimator", "Correspondence": "magan.settings",
+         "Networks": "magan.settings", "Optimizer": "magan.settings",
+         "Transport": "magan.transport"}
 
 
 def __getattr__(name: str):

@@ -338,28 +338,33 @@ def _fit_arguments(args: argparse.Namespace, a1, a2,
 def _model_from_args(args: argparse.Namespace):
     """The unfitted estimator; options left unset are dropped so the preset's own defaults
     (``MAGAN()`` or ``MAGAN.paper()``) stand."""
-    from magan.estimator import MAGAN
+    from dataclasses import replace
 
+    from magan.estimator import MAGAN
+    from magan.settings import Correspondence
+
+    preset = MAGAN.paper if args.preset == "paper" else MAGAN
+    nets = preset().networks
     params = {
         "n_steps": args.steps,
         "batch_size": args.batch_size,
-        "generator_widths": args.generator_widths,
-        "discriminator_widths": args.discriminator_widths,
+        "networks": None if not (args.generator_widths or args.discriminator_widths) else replace(
+            nets, generator=args.generator_widths or nets.generator,
+            discriminator=args.discriminator_widths or nets.discriminator),
         "seed": args.seed,
         "device": args.device,
         "precision": args.precision,
         "progress": not args.quiet,
         "manifold_augmentation": not args.no_augmentation,
-        "correspondence": not args.plain,
-        "shared_features_match": args.shared_match,
+        "correspondence": False if args.plain else None if args.shared_match is None
+        else Correspondence(shared_features_match=args.shared_match),
         "standardize": {None: None, "features": True, "global": "global",
                         "none": False}[args.standardize],
         "transport": _transport(args),
         "preprocess1": _preprocess(args, args.arcsinh1),
         "preprocess2": _preprocess(args, args.arcsinh2),
     }
-    given = {k: v for k, v in params.items() if v is not None}
-    model = MAGAN.paper(**given) if args.preset == "paper" else MAGAN(**given)
+    model = preset(**{k: v for k, v in params.items() if v is not None})
     if args.no_transform:
         model.set_params(preprocess1=None, preprocess2=None)
     return model
@@ -591,34 +596,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
-    from magan.experiments import EXPERIMENTS, SPECS, run_experiment
-    from magan.experiments._harness import check_run_options, takes_variants
-
-    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from "
-                          f"{sorted(EXPERIMENTS)} or 'all'")
-    seeds = None if args.seeds is None else range(args.seeds)
-    variants = None if args.variants is None else [v for v in args.variants.split(",") if v]
-    if variants is not None and not variants:
-        raise ConfigError("--variants needs at least one GAN row name")
-    # Every option checked before the first experiment trains; with "all", experiments with
-    # fixed rows (uncertainty) run their own rows instead of stopping the run.
-    rows = {n: variants if (variants is None or args.name != "all"
-                            or takes_variants(SPECS[n])) else None for n in names}
-    for name in names:
-        check_run_options(SPECS[name], rows[name], args.jobs)
-    for name in names:
-        if rows[name] is None and variants is not None:
-            print(f"{name}: fixed rows, --variants not applied")
-        result = run_experiment(name, seeds, Path(args.out), quick=args.quick,
-                                progress=not args.quiet, variants=rows[name], jobs=args.jobs)
-        print(f"\n## {name}\n{result['table']}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``magan`` parser, one ``_add_*`` per subcommand so each can change on its own."""
     parser = argparse.ArgumentParser(
@@ -632,7 +609,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_markers(sub)
     _add_demo(sub)
     _add_report(sub)
-    _add_experiment(sub)
     return parser
 
 
@@ -721,17 +697,23 @@ def _add_channel_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arcsinh2", type=float, help="arcsinh cofactor for X2 only")
 
 
+def _joined(widths: tuple[int, ...]) -> str:
+    return ",".join(str(w) for w in widths)
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     """Together because they set how a fit runs (budget, sizes, seed, hardware), not what it
     aligns."""
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--batch-size", type=int, help="cells per domain per step")
-    p.add_argument("--generator-widths", type=_widths, metavar="W1,W2,...",
-                   help="hidden layer widths of both generators (default 128,64; "
-                        "paper preset 200,100,50)")
-    p.add_argument("--discriminator-widths", type=_widths, metavar="W1,W2,...",
-                   help="hidden layer widths of both discriminators (default 256,128; paper "
-                        "preset 800,400,200,100,50)")
+    from magan.settings import Networks  # torch-free: the defaults' text, written once
+
+    default, paper = Networks(), Networks.paper()
+    for side in ("generator", "discriminator"):
+        p.add_argument(f"--{side}-widths", type=_widths, metavar="W1,W2,...",
+                       help=f"hidden layer widths of both {side}s (default "
+                            f"{_joined(getattr(default, side))}; paper preset "
+                            f"{_joined(getattr(paper, side))})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None,
@@ -818,27 +800,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_report)
 
-
-def _add_experiment(sub: argparse._SubParsersAction) -> None:
-    """``experiment``: in a function of its own so the subcommand can be removed in one place."""
-    p = sub.add_parser("experiment", help="run one of the paper's experiments (or 'all')",
-                       description="Experiments: gaussians, digits, cytof-batch, cytof-panels, "
-                                   "cross-modal, cross-modal-eccite, uncertainty (real data from "
-                                   "../shared/data).")
-    p.add_argument("name")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="number of seeds, 0..N-1 (default: 10 for gaussians, 5 otherwise)")
-    p.add_argument("--out", default="results", help="folder for <name>.json and <name>.md")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="seeds run at once, one process and one CPU thread each (default 1); "
-                        "same metrics, shorter wall time")
-    p.add_argument("--variants", default=None,
-                   help="comma-separated GAN rows instead of the experiment's own, e.g. "
-                        "magan,magan_structure (see magan.experiments._harness); baselines "
-                        "always run")
-    p.set_defaults(func=cmd_experiment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,10 +23,9 @@ from torch import nn
 
 from magan.errors import ConfigError, DataError
 from magan.nn import MAGANModule
-from magan.settings import Settings, check_number
+from magan.settings import MATCHES
 
 __all__ = [
-    "Correspondence",
     "CorrespondenceBatch",
     "KnownPairs",
     "LandmarkPairs",
@@ -39,46 +38,6 @@ __all__ = [
     "known_partner_rank",
     "sinkhorn",
 ]
-
-MATCHES = ("values", "standardized")  # how a shared feature's "same value" is read
-
-
-@dataclass(frozen=True)
-class Correspondence(Settings):
-    """The weights of the correspondence terms, and how shared values are compared
-    (``MAGAN(correspondence=...)``; ``True`` is this default, ``False`` turns every term off).
-
-    Parameters
-    ----------
-    shared_features, known_pairs, relation
-        Weight of each term (1, as in the original code): :class:`SharedFeatures`,
-        :class:`KnownPairs`, :class:`Relation`.
-    shared_features_match
-        ``"values"`` (the paper): a shared feature must keep its value in the user's units.
-        ``"standardized"``: the same value after each domain's own centring and scaling, for
-        batch effects that shift the shared markers themselves.
-    """
-
-    shared_features: float = 1.0
-    known_pairs: float = 1.0
-    relation: float = 1.0
-    shared_features_match: str = "values"
-    parameter = "correspondence"
-
-    @classmethod
-    def of(cls, value: Any) -> Correspondence | None:
-        """What ``MAGAN(correspondence=value)`` means: these weights, or None (off)."""
-        if isinstance(value, (bool, np.bool_)):
-            return cls() if value else None
-        return cls.coerce(value)
-
-    def check(self) -> None:
-        for name in ("shared_features", "known_pairs", "relation"):
-            check_number("Correspondence", name, getattr(self, name))
-        if self.shared_features_match not in MATCHES:
-            raise ConfigError(f"Correspondence shared_features_match must be one of {MATCHES}. "
-                              f"Got {self.shared_features_match!r} instead.")
-
 
 @dataclass
 class CorrespondenceBatch:

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from magan.baselines import knn_impute_shared
-from magan.correspondence import Correspondence
 from magan.datasets import GAUSSIAN_CENTRES2, cytof_batches, three_gaussians
 from magan.estimator import MAGAN
 from magan.io import write_text_atomic
 from magan.metrics import label_transfer, marker_correlation
 from magan.preprocessing import Arcsinh
+from magan.reference import knn_impute_shared
+from magan.settings import Correspondence
 
 __all__ = ["bimodal_marker", "run_cytof", "run_demo", "run_gaussians"]
 

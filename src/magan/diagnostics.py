@@ -88,11 +88,12 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from magan.correspondence import Correspondence, same_value_map
+from magan.correspondence import same_value_map
 from magan.data import Matrix, apply_steps, resolve_known_pairs, resolve_shared_features, take_rows
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
 from magan.nn import apply_in_blocks
+from magan.settings import Correspondence
 
 # ``model`` below is a fitted magan.estimator.MAGAN, typed Any: the estimator imports this
 # module (imports point one way, tests/test_structure.py).

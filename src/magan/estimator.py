@@ -24,7 +24,6 @@ import torch
 
 from magan import __version__
 from magan.correspondence import (
-    Correspondence,
     KnownPairs,
     LandmarkPairs,
     Relation,
@@ -68,9 +67,10 @@ from magan.errors import (
     NotFittedError,
 )
 from magan.io import write_dir_atomic
-from magan.nn import MAGANModule, NetworkConfig, Networks, SharedSkip, apply_in_blocks
+from magan.nn import MAGANModule, NetworkConfig, SharedSkip, apply_in_blocks
 from magan.preprocessing import Standardizer, Transform, transform_from_state
-from magan.training import PRECISIONS, LossWeights, Optimizer, Trainer, resolve_device
+from magan.settings import Correspondence, Networks, Optimizer
+from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
 from magan.transport import (
     Transport,
     anchor_rank,
@@ -103,7 +103,7 @@ class MAGAN:
     Parameters
     ----------
     correspondence
-        The weights of the correspondence terms (:class:`~magan.correspondence.Correspondence`:
+        The weights of the correspondence terms (:class:`~magan.settings.Correspondence`:
         shared features, known pairs, relation, and how shared values are compared). True:
         all at weight 1, as in the original code. False: none, the plain GAN/CycleGAN
         ablation, same code.
@@ -126,10 +126,10 @@ class MAGAN:
     manifold_augmentation
         Discriminators also score cycle reconstructions as real (the paper's augmentation).
     networks
-        Hidden widths and activation (:class:`~magan.nn.Networks`; a dict of its fields
+        Hidden widths and activation (:class:`~magan.settings.Networks`; a dict of its fields
         also works). The original code's widths: ``Networks.paper()``.
     optimizer
-        Adam settings and the averaged generators (:class:`~magan.training.Optimizer`).
+        Adam settings and the averaged generators (:class:`~magan.settings.Optimizer`).
     n_steps
         Training steps (one generator and one discriminator update each). ``"auto"``: about
         100 passes over the larger domain's cells, within 1,000–3,000 steps (``n_steps_``).

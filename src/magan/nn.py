@@ -1,8 +1,9 @@
 """The four networks of MAGAN, built from integers only (they never see AnnData or names).
 
-The widths are a :class:`Networks` setting: magan's default G 128-64 and D 256-128, or the
-original code's G 200-100-50 and D 800-400-200-100-50 (``Networks.paper()``). Generators have a
-linear output, discriminators one logit; no normalisation layers, no noise input.
+The widths are a :class:`~magan.settings.Networks` setting: magan's default G 128-64 and
+D 256-128, or the original code's G 200-100-50 and D 800-400-200-100-50 (``Networks.paper()``).
+Generators have a linear output, discriminators one logit; no normalisation layers, no noise
+input.
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
-from magan.errors import ConfigError
-from magan.settings import Settings
+from magan.settings import Networks
 
-__all__ = ["MLP", "Generator", "MAGANModule", "NetworkConfig", "Networks", "SharedSkip",
-           "apply_in_blocks"]
+__all__ = ["MLP", "Generator", "MAGANModule", "NetworkConfig", "SharedSkip", "apply_in_blocks"]
 
 # In place: each activation follows a Linear whose output nothing else reads, so overwriting
 # it saves an allocation and a memory pass per layer (autograd supports all three in place).
@@ -27,52 +25,6 @@ __all__ = ["MLP", "Generator", "MAGANModule", "NetworkConfig", "Networks", "Shar
 _ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True),
                 "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
                 "elu": lambda: nn.ELU(inplace=True)}
-
-
-@dataclass(frozen=True)
-class Networks(Settings):
-    """The generators' and discriminators' hidden layers (``MAGAN(networks=...)``).
-
-    Parameters
-    ----------
-    generator
-        Hidden widths of G12 and G21. Default 128-64 (docs/model.md: on CyTOF batches it
-        transferred labels and imputed markers better than the original code's 200-100-50,
-        at a third of the time per step).
-    discriminator
-        Hidden widths of D1 and D2. Default 256-128 (the original code's 800-400-200-100-50
-        overpowers small generators at this training length).
-    activation
-        ``"relu"``, ``"leaky_relu"`` or ``"elu"``.
-    """
-
-    generator: tuple[int, ...] = (128, 64)
-    discriminator: tuple[int, ...] = (256, 128)
-    activation: str = "relu"
-    parameter = "networks"
-
-    def __post_init__(self) -> None:  # lists (JSON, the CLI) become tuples
-        for name in ("generator", "discriminator"):
-            value = getattr(self, name)
-            if isinstance(value, (list, range)):
-                object.__setattr__(self, name, tuple(value))
-
-    @classmethod
-    def paper(cls) -> Networks:
-        """The original code's widths: G 200-100-50, D 800-400-200-100-50."""
-        return cls((200, 100, 50), (800, 400, 200, 100, 50))
-
-    def check(self) -> None:
-        for name in ("generator", "discriminator"):
-            widths = getattr(self, name)
-            if not isinstance(widths, tuple) or not all(
-                    isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
-                    for w in widths):
-                raise ConfigError(f"Networks {name} must be a sequence of positive ints. "
-                                  f"Got {widths!r} instead.")
-        if self.activation not in _ACTIVATIONS:
-            raise ConfigError(f"Networks activation must be one of {sorted(_ACTIVATIONS)}. "
-                              f"Got {self.activation!r} instead.")
 
 
 @dataclass

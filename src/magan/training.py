@@ -27,9 +27,8 @@ from magan.distributed import is_distributed, is_main_process, rank, world_size
 from magan.errors import ConfigError, DataError, DivergenceError
 from magan.losses import cycle_loss, discriminator_loss, generator_adversarial_loss
 from magan.nn import MAGANModule, translate_both
-from magan.settings import Settings, check_number
 
-__all__ = ["PRECISIONS", "LossWeights", "Optimizer", "Trainer", "resolve_device"]
+__all__ = ["PRECISIONS", "LossWeights", "Trainer", "resolve_device"]
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -60,50 +59,6 @@ def module_device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-
-@dataclass(frozen=True)
-class Optimizer(Settings):
-    """Adam for the generators and the discriminators, and the averaged generators that
-    become the fitted model (``MAGAN(optimizer=...)``).
-
-    Parameters
-    ----------
-    generator_lr, discriminator_lr
-        Learning rates (1e-3, as in the original code).
-    betas
-        Adam's betas ((0.5, 0.99), as in the original code).
-    ema
-        Decay of an exponential moving average of the generators' weights, which becomes the
-        fitted model; None keeps the last weights (the paper). Why: the adversarial game
-        keeps the weights moving, and their average over the last ~1/(1 - ema) steps is a
-        free ensemble (docs/model.md).
-    """
-
-    generator_lr: float = 1e-3
-    discriminator_lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.99)
-    ema: float | None = 0.995
-    parameter = "optimizer"
-
-    def __post_init__(self) -> None:  # a list (JSON) becomes a tuple
-        if isinstance(self.betas, list):
-            object.__setattr__(self, "betas", tuple(self.betas))
-
-    def check(self) -> None:
-        for name in ("generator_lr", "discriminator_lr"):
-            check_number("Optimizer", name, getattr(self, name), strict=True)
-        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
-            raise ConfigError(f"Optimizer betas must be two numbers in [0, 1). Got "
-                              f"{self.betas!r} instead.")
-        for beta in self.betas:
-            check_number("Optimizer", "betas", beta)
-            if beta >= 1:
-                raise ConfigError(f"Optimizer betas must be in [0, 1). Got {self.betas!r}.")
-        ema = self.ema
-        if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
-                                or not 0 < ema < 1):
-            raise ConfigError("Optimizer ema must be None or a decay in (0, 1), e.g. 0.999. "
-                              f"Got {ema!r} instead.")
 
 @dataclass
 class LossWeights:

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from magan.baselines import knn_impute_shared
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, fit_ensemble, make_gan
-from magan.experiments.cytof_batch import load_levine
+from experiments._harness import GAN_VARIANTS, Experiment, Metrics, fit_ensemble, make_gan
+from experiments.baselines import knn_impute_shared
+from experiments.cytof_batch import load_levine
 from magan.metrics import marker_correlation
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).

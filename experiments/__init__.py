@@ -1,5 +1,10 @@
 """The MAGAN paper's experiments on real data, with metrics and baselines.
 
+Not part of the installed ``magan`` package: this folder sits at the repository root and is run
+from there, ``python -m experiments {all,NAME} --out DIR`` (``__main__.py``; ``make
+experiments``). The peer methods are in ``baselines.py``, the quality battery in
+``battery.py``, a runner of several experiments' seeds in parallel processes in ``parallel.py``.
+
 ``run_experiment(name, seeds, out_dir)`` runs one experiment over seeds and writes
 ``out_dir/<name>.json`` (every metric, per seed, per method) and ``out_dir/<name>.md`` (mean ± sd
 table). ``EXPERIMENTS`` maps each name to its ``run(seed, quick) -> {method: {metric: value}}``.
@@ -13,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from magan.experiments._harness import DataMissing, Experiment, merge_runs, run_experiment_spec
+from experiments._harness import DataMissing, Experiment, merge_runs, run_experiment_spec
 
 __all__ = ["EXPERIMENTS", "SPECS", "DataMissing", "merge_experiment", "run_experiment"]
 
@@ -21,9 +26,9 @@ _MODULES = ("gaussians", "digits", "cytof_batch", "cytof_panels", "crossmodal", 
 SPECS: dict[str, Experiment] = {}
 for _mod in _MODULES:
     try:
-        _module = importlib.import_module(f"magan.experiments.{_mod}")
+        _module = importlib.import_module(f"experiments.{_mod}")
     except ModuleNotFoundError as _err:  # an experiment not written yet
-        if _err.name != f"magan.experiments.{_mod}":
+        if _err.name != f"experiments.{_mod}":
             raise
         continue
     # A module may define more than one (EXPERIMENT, EXPERIMENT_<DATASET>), in that order.
@@ -56,7 +61,7 @@ def run_experiment(name: str, seeds: Sequence[int] | None, out_dir: Path, quick:
 
 def merge_experiment(name: str, parts: Sequence[Path], out_dir: Path) -> dict[str, Any]:
     """Merge single-seed runs of experiment ``name`` (their ``<name>.json`` files) into one
-    ``out_dir/<name>.json``/``.md``; see ``benchmarks/parallel_experiments.py``."""
+    ``out_dir/<name>.json``/``.md``; see ``experiments/parallel.py``."""
     if name not in SPECS:
         raise KeyError(f"unknown experiment {name!r}; choose from {sorted(SPECS)}")
     return merge_runs(SPECS[name], parts, Path(out_dir))

@@ -9,7 +9,7 @@
    (what a minibatch GW term could see without building a graph over all cells). FOSCTTM of
    the barycentric projection, on the evaluation cells of seed 0's known-pair draw.
 
-    python benchmarks/alignment_headroom.py panels gw > benchmarks/results/headroom.txt
+    PYTHONPATH=. python research/alignment_headroom.py panels gw > benchmarks/results/headroom.txt
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def panels() -> None:
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsRegressor
 
-    from magan.experiments.cytof_batch import load_levine
-    from magan.experiments.cytof_panels import panels as design
+    from experiments.cytof_batch import load_levine
+    from experiments.cytof_panels import panels as design
 
     h1, h2, _, _, names = load_levine()
     shared, _, only2 = design(names)
@@ -64,9 +64,9 @@ def gw() -> None:
     import ot
     from scipy.spatial.distance import cdist
 
-    from magan.baselines import gw_ot_align
-    from magan.experiments._harness import zscore
-    from magan.experiments.crossmodal import _known_pairs, load_eccite, load_scgem
+    from experiments._harness import zscore
+    from experiments.baselines import gw_ot_align
+    from experiments.crossmodal import _known_pairs, load_eccite, load_scgem
     from magan.metrics import foscttm
 
     warnings.filterwarnings("ignore")

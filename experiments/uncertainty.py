@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from magan.experiments._harness import Experiment, Metrics, make_gan
-from magan.experiments.cytof_batch import load_levine
-from magan.experiments.cytof_panels import panels
+from experiments._harness import Experiment, Metrics, make_gan
+from experiments.cytof_batch import load_levine
+from experiments.cytof_panels import panels
 from magan.metrics import interval_calibration, marker_correlation
 from magan.uncertainty import Ensemble
 

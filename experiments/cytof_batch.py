@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from magan.baselines import harmony_align, knn_impute_shared
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments.baselines import harmony_align, knn_impute_shared
 from magan.metrics import label_transfer, marker_correlation, mixing_score
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).

@@ -1,6 +1,7 @@
 """How low can FOSCTTM go on scGEM for a method that translates each cell? Oracle bounds.
 
-    python benchmarks/scgem_ceiling.py > benchmarks/results/common_scale/scgem_ceiling.json
+    PYTHONPATH=. python research/scgem_ceiling.py \
+        > benchmarks/results/common_scale/scgem_ceiling.json
 
 Why: issue 9 asks magan to beat SCOT's FOSCTTM on scGEM (0.189) with 10 known pairs. This
 script asks what is reachable at all, by giving methods *more* than magan gets: the true
@@ -27,9 +28,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 
-from magan.baselines import gw_ot_align
-from magan.experiments._harness import zscore
-from magan.experiments.crossmodal import load_scgem
+from experiments._harness import zscore
+from experiments.baselines import gw_ot_align
+from experiments.crossmodal import load_scgem
 from magan.metrics import foscttm
 
 

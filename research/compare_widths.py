@@ -1,6 +1,6 @@
 """Which network widths should be MAGAN's default? Quality and time on the bundled CyTOF batches.
 
-    python benchmarks/compare_widths.py --seeds 0 1 --steps 3000
+    python research/compare_widths.py --seeds 0 1 --steps 3000
 
 For each setting and seed: CD8 label transfer accuracy of Day-1 cells translated into Day 2,
 and Pearson r of the marker removed from Day 2 and imputed back (see ``magan.demo``), plus the

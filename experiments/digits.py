@@ -17,8 +17,8 @@ Full runs train 2,000 steps (1,000 until 2026-11-26: 0.988 ± 0.003, every seed 
 2,000: 0.990 ± 0.002). The full rows are magan, the paper's recipe and the plain GAN; other
 rows on request (``variants=``, CLI ``--variants``): the ablation rows of ``_harness`` and
 ``magan_pairw10`` / ``magan_pairw100``, magan with the one known pair's loss term weighted 10
-or 100 (``known_pairs_weight``; the default is 1), to test whether the pair is simply drowned
-out by the unpaired terms.
+or 100 (``Correspondence(known_pairs=...)``; the default is 1), to test whether the pair is
+simply drowned out by the unpaired terms.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from scipy.ndimage import rotate
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
-from magan.baselines import gw_ot_align, manifold_alignment
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments._harness import GAN_VARIANTS, Experiment, Metrics, load_npz, make_gan
+from experiments.baselines import gw_ot_align, manifold_alignment
+from magan.settings import Correspondence
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).
 VARIANTS = tuple(GAN_VARIANTS)
@@ -86,7 +87,7 @@ def run(seed: int, quick: bool = False, variants: list[str] | None = None) -> Me
     for variant in s["variants"]:
         if variant in PAIR_WEIGHT_ROWS:
             model = make_gan("magan", seed, s["n_steps"],
-                             known_pairs_weight=PAIR_WEIGHT_ROWS[variant])
+                             correspondence=Correspondence(known_pairs=PAIR_WEIGHT_ROWS[variant]))
         else:
             model = make_gan(variant, seed, s["n_steps"])
         fit_kw = {} if variant == "plain_gan" else {"known_pairs": pairs}

@@ -43,8 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from magan.baselines import gw_ot_align, manifold_alignment
-from magan.experiments._harness import (
+from experiments._harness import (
     GAN_VARIANTS,
     Experiment,
     Metrics,
@@ -54,6 +53,7 @@ from magan.experiments._harness import (
     shared_data,
     zscore,
 )
+from experiments.baselines import gw_ot_align, manifold_alignment
 from magan.metrics import foscttm, label_transfer, pair_error
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).

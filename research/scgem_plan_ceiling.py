@@ -1,6 +1,6 @@
 """How low can a transport *plan* take scGEM's FOSCTTM, given the 10 known pairs and all cells?
 
-    python benchmarks/scgem_plan_ceiling.py \
+    PYTHONPATH=. python research/scgem_plan_ceiling.py \
         > benchmarks/results/common_scale/scgem_plan_ceiling.jsonl
 
 Why: magan's correspondence from transport regresses each translation onto its plan-weighted
@@ -29,10 +29,10 @@ import warnings
 import numpy as np
 import torch
 
-from magan.baselines import _intra_domain_distances, _l2_rows, gw_ot_align
+from experiments._harness import zscore
+from experiments.baselines import _intra_domain_distances, _l2_rows, gw_ot_align
+from experiments.crossmodal import _known_pairs, load_scgem
 from magan.correspondence import _sq_distances, gromov_plan_from_distances, sinkhorn
-from magan.experiments._harness import zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem
 from magan.metrics import foscttm
 from magan.preprocessing import Standardizer
 

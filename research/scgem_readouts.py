@@ -1,6 +1,6 @@
 """Does reading magan's scGEM alignment another way lower FOSCTTM? Other read-outs, same models.
 
-    python benchmarks/scgem_readouts.py --seeds 0 1 2 3 4 \
+    PYTHONPATH=. python research/scgem_readouts.py --seeds 0 1 2 3 4 \
         > benchmarks/results/common_scale/scgem_readouts.jsonl
 
 The cross-modal experiment scores G12(expression) against methylation in methylation's
@@ -24,8 +24,8 @@ import json
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan, zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem, settings
+from experiments._harness import make_gan, zscore
+from experiments.crossmodal import _known_pairs, load_scgem, settings
 from magan.metrics import foscttm
 
 

@@ -1,6 +1,6 @@
 """Calibrating intervals on held-out *shared markers* (issue 5's levels; a negative result).
 
-    PYTHONPATH=src python benchmarks/uncertainty_shared_holdout.py SEED \
+    PYTHONPATH=src:. python research/uncertainty_shared_holdout.py SEED \
         >> benchmarks/results/uncertainty_local/shared_holdout.jsonl
 
 Why: ``Ensemble``'s intervals hold 90% at the 90% level on levine32 panels but 42% / 70% /
@@ -30,8 +30,8 @@ import warnings
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan
-from magan.experiments.uncertainty import task
+from experiments._harness import make_gan
+from experiments.uncertainty import task
 from magan.metrics import marker_correlation
 from magan.uncertainty import Ensemble, _at_level, _conformal_table
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from magan.errors import ConfigError
+from magan.settings import Correspondence, Optimizer
 from magan.transport import Transport
 
 Metrics = dict[str, dict[str, float]]  # method -> metric -> value
@@ -35,7 +36,7 @@ GAN_VARIANTS: dict[str, dict[str, Any]] = {
     # The published recipe (MAGAN.paper(): batch 100, no input scaling, plain generators,
     # none of magan's additions), with the default widths and far fewer than its 100,000 steps.
     "magan_paper": {"batch_size": 100, "standardize": False, "transport": "none",
-                    "generator_ema": None, "start_from_identity": False},
+                    "optimizer": Optimizer(ema=None), "start_from_identity": False},
     # The ablation: no correspondence at all (a CycleGAN with manifold augmentation).
     "plain_gan": {"correspondence": False},
 }
@@ -46,11 +47,12 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     # magan's first default mode: the paper's losses on inputs scaled feature by feature,
     # batch 256.
     "magan_basic": {"batch_size": 256, "standardize": True, "transport": "none",
-                    "generator_ema": None},
+                    "optimizer": Optimizer(ema=None)},
     "magan_no_transport": {"batch_size": 256, "transport": "none"},
-    "magan_no_average": {"batch_size": 256, "generator_ema": None},
+    "magan_no_average": {"batch_size": 256, "optimizer": Optimizer(ema=None)},
     # magan's default with shared features compared after each domain's own standardisation.
-    "magan_standardized": {"batch_size": 256, "shared_features_match": "standardized"},
+    "magan_standardized": {"batch_size": 256,
+                           "correspondence": Correspondence(shared_features_match="standardized")},
     # magan's default with each feature scaled to unit variance (the default until the
     # common-scale change; with shared features, exactly the issue-9 default).
     "magan_per_feature": {"batch_size": 256, "standardize": True},
@@ -192,7 +194,7 @@ def _jsonable(x: Any) -> Any:
         return float(x) if math.isfinite(float(x)) else None
     if isinstance(x, np.integer):
         return int(x)
-    if isinstance(x, Transport):
+    if hasattr(x, "to_dict"):  # a magan setting (Transport, Networks, ...)
         return _jsonable(x.to_dict())
     return x
 

@@ -1,27 +1,28 @@
 """Would the known pairs vouch for a GW plan on kNN-graph distances? (issue 9, sixth pass)
 
-    PYTHONPATH=src python benchmarks/graph_partner_rank.py \
+    PYTHONPATH=src:. python research/graph_partner_rank.py \
         > benchmarks/results/common_scale/graph_partner_rank.txt
 
-``transport_cost="auto"`` asks the known pairs (``correspondence.known_partner_rank``: the
-fraction of a minibatch's domain-2 cells a GW plan alone prefers to a known partner; 0 best,
-~0.5 chance, 10 minibatches of 256) whether to trust the structure plan. This asks the same of
-GW plans on hop counts along each minibatch's 20- or 35-nearest-neighbour graph (SCOT's
-distances, ``gw_plans._geodesic``), next to the Euclidean distances magan uses, on the
-experiments' pairs (seeds 0-4) and magan's input scaling (one common scale per domain). The
-Euclidean column reproduces ``known_partner_rank.py``.
+Until the landmark plan (issue 19), ``transport_cost="auto"`` asked the known pairs
+(``correspondence.known_partner_rank``: the fraction of a minibatch's domain-2 cells a GW plan
+alone prefers to a known partner; 0 best, ~0.5 chance, 10 minibatches of 256) whether to trust
+the structure plan. This asks the same of GW plans on hop counts along each minibatch's 20- or
+35-nearest-neighbour graph (SCOT's distances, ``gw_plans._geodesic``), next to the Euclidean
+distances magan used, on the experiments' pairs (seeds 0-4) and magan's input scaling (one
+common scale per domain). The Euclidean column reproduces the figures of the former
+``known_partner_rank.py`` (RESULTS.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from gw_plans import _geodesic  # benchmarks/ is the script's folder
+from gw_plans import _geodesic  # research/ is the script's folder
 from sklearn.decomposition import PCA
 
 import magan.correspondence as corr
-from magan.experiments.crossmodal import _known_pairs, load_eccite, load_scgem
-from magan.experiments.digits import load_digits
+from experiments.crossmodal import _known_pairs, load_eccite, load_scgem
+from experiments.digits import load_digits
 from magan.preprocessing import Standardizer
 
 

@@ -16,7 +16,7 @@ leaves its share of the 10 known pairs out, and the interval is also calibrated 
 record the FOSCTTM of the ensemble mean (``metrics.foscttm`` in the target's z-units, as the
 experiments score it) so that the cost of training each member on fewer pairs shows.
 
-Usage: ``python benchmarks/uncertainty_calibration.py --data cytof-batch eccite scgem
+Usage: ``PYTHONPATH=. python research/uncertainty_calibration.py --data cytof-batch eccite scgem
 --seeds 0 1 2 --members 3 [--holdout on]
 --out benchmarks/results/uncertainty_local/calibration.jsonl``
 (one JSON line per data set, seed and direction).
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from magan.experiments import crossmodal, cytof_batch
-from magan.experiments._harness import make_gan, zscore
+from experiments import crossmodal, cytof_batch
+from experiments._harness import make_gan, zscore
 from magan.metrics import foscttm, interval_calibration
 from magan.uncertainty import Ensemble
 

@@ -1,11 +1,15 @@
 """Other minibatch GW plans (issue 9): does any get scGEM's FOSCTTM near SCOT's 0.189, and
 what do they do to digits?
 
-    python benchmarks/gw_plans.py --data scgem > benchmarks/results/common_scale/gw_plans.jsonl
-    python benchmarks/gw_plans.py --data digits >> benchmarks/results/common_scale/gw_plans.jsonl
+    PYTHONPATH=. python research/gw_plans.py --data scgem \
+        > benchmarks/results/common_scale/gw_plans.jsonl
+    PYTHONPATH=. python research/gw_plans.py --data digits \
+        >> benchmarks/results/common_scale/gw_plans.jsonl
 
-Every row is the experiments' ``magan`` with ``transport_cost="structure"`` (what "auto"
-picks on both) and one change to how the minibatch plan is made. scGEM: the cross-modal
+Every row is the experiments' ``magan`` with minibatch structure plans,
+``transport=Transport(kind="minibatch", cost="structure")`` (what "auto" picked on both when
+this ran, as ``transport_cost="structure"``; today's "auto" uses the landmark plan there), and
+one change to how the minibatch plan is made. scGEM: the cross-modal
 experiment's settings (2,000 steps, 10 known pairs per seed, FOSCTTM on the other 167 cells in
 x2's z-units). digits: the digits experiment's data, pair and classifier at 1,000 steps (its
 setting before 2026-11-26), ``digit_accuracy``. Rows:
@@ -41,10 +45,11 @@ import numpy as np
 import torch
 
 import magan.correspondence as corr
-from magan.experiments._harness import make_gan, zscore
-from magan.experiments.crossmodal import _known_pairs, load_scgem
-from magan.experiments.digits import load_digits
+from experiments._harness import make_gan, zscore
+from experiments.crossmodal import _known_pairs, load_scgem
+from experiments.digits import load_digits
 from magan.metrics import foscttm
+from magan.transport import Transport
 
 
 def _geodesic(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -120,7 +125,7 @@ def _scgem() -> Callable[[int], tuple]:
 
 
 def _eccite() -> Callable[[int], tuple]:
-    from magan.experiments.crossmodal import _eccite_scores, load_eccite
+    from experiments.crossmodal import _eccite_scores, load_eccite
 
     x1, x2, y = load_eccite()
 
@@ -175,7 +180,8 @@ def main() -> None:
                 x1, x2, pairs, n_steps, score = task(seed)
                 t0 = time.perf_counter()
                 model = make_gan("magan", seed, n_steps,
-                                 **{"transport_cost": "structure", **args.magan_params})
+                                 **{"transport": Transport(kind="minibatch", cost="structure"),
+                                    **args.magan_params})
                 model.fit(x1, x2, known_pairs=pairs)
                 extra = {"magan_params": args.magan_params} if args.magan_params else {}
                 print(json.dumps({"data": args.data, "row": row, "seed": seed, **extra,

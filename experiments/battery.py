@@ -1,6 +1,7 @@
 """The benchmark battery (issue 18): MAGAN's defaults against doing nothing and the peers.
 
-    python benchmarks/battery.py [--seeds 0 1 2] [--jobs 2] [--quick] [--tasks ...] [--out DIR]
+    python experiments/battery.py [--seeds 0 1 2] [--jobs 2] [--quick] [--tasks ...] [--out DIR]
+    python -m experiments.battery ...     # the same, from the repository root
     make battery
 
 Each (task, seed) runs in its own worker process with one torch/BLAS thread. The MAGAN row is
@@ -29,8 +30,8 @@ genes: ~4x that), plus ~10 CPU-minutes of GW-OT once (cached). That is above iss
 measured with the 2 cores shared with other jobs (10 CPU-minutes, two thirds of it GW-OT);
 4 min once GW-OT is cached.
 
-Tasks (data in ../shared/data, read through ``magan.experiments._harness``; loaders reused from
-``magan.experiments``):
+Tasks (data in ../shared/data, read through ``experiments._harness``; loaders reused from
+``experiments``):
 
 1. ``levine32-h1h2``: levine32 donors H1 vs H2, 750 cells each, arcsinh(x/5), all 32 markers
    shared. Label transfer accuracy: kNN (k=15) fit on H2's 15 populations, applied to G12(H1);
@@ -117,6 +118,12 @@ HEADERS = {"magan": "magan default", "no_alignment": "no alignment",
            "knn_shared": "kNN on shared", "gw_ot": "GW-OT", "harmony": "Harmony",
            "plain_gan": "plain GAN"}
 REFERENCES = {"no_alignment": "", "knn_shared": " vs kNN", "chance": " vs chance"}
+
+# Run as a script (python experiments/battery.py), the folder itself is on sys.path, not the
+# repository root that `import experiments` needs; spawned workers inherit the fixed path.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 # ---------------------------------------------------------------------------------- framework
@@ -219,7 +226,7 @@ def _all_shared(d: int) -> list[tuple[int, int]]:
 
 
 def load_levine_h1h2(seed: int) -> Problem:
-    from magan.experiments.cytof_batch import load_levine
+    from experiments.cytof_batch import load_levine
 
     h1, h2, y1, y2, _ = load_levine()
     shared = _all_shared(h1.shape[1])
@@ -228,8 +235,8 @@ def load_levine_h1h2(seed: int) -> Problem:
 
 
 def load_levine_panels(seed: int) -> Problem:
-    from magan.experiments.cytof_batch import load_levine
-    from magan.experiments.cytof_panels import groups_of, panels
+    from experiments.cytof_batch import load_levine
+    from experiments.cytof_panels import groups_of, panels
 
     h1, h2, _, _, names = load_levine()
     shared, only1, only2 = panels(names)
@@ -247,7 +254,7 @@ def load_levine_panels(seed: int) -> Problem:
 
 
 def load_shaham_knockout(seed: int) -> Problem:
-    from magan.experiments.cytof_batch import choose_knockout, load_shaham, otsu
+    from experiments.cytof_batch import choose_knockout, load_shaham, otsu
 
     x1, measured, y1, y2 = load_shaham()
     m = choose_knockout(x1)
@@ -283,8 +290,8 @@ def marker_channels(channels: Sequence[str], antigens: Sequence[str]) -> np.ndar
 
 
 def load_cytonorm(seed: int) -> Problem:
-    from magan.experiments._harness import shared_data
-    from magan.experiments.cytof_batch import otsu
+    from experiments._harness import shared_data
+    from experiments.cytof_batch import otsu
     from magan.io import read
 
     plates = []
@@ -316,8 +323,8 @@ def scrna_batches() -> tuple[Any, Any, np.ndarray, np.ndarray]:
     import pandas as pd
     from sklearn.cluster import KMeans
 
-    from magan.experiments._harness import load_npz
-    from magan.experiments.crossmodal import load_eccite
+    from experiments._harness import load_npz
+    from experiments.crossmodal import load_eccite
 
     rna = load_npz("citefuse_eccite", "citeseq_example_rna_hvg2000_counts.npz")
     labels = KMeans(6, random_state=0, n_init=10).fit_predict(load_eccite()[1]).astype(str)
@@ -343,7 +350,7 @@ def load_scrna(seed: int) -> Problem:
 
 
 def load_scgem(seed: int) -> Problem:
-    from magan.experiments import crossmodal
+    from experiments import crossmodal
 
     x1, x2, y = crossmodal.load_scgem()
     pairs, ev = crossmodal._known_pairs(len(y), seed)
@@ -355,7 +362,7 @@ def load_scgem(seed: int) -> Problem:
 
 
 def load_eccite_pairs(seed: int) -> Problem:
-    from magan.experiments import crossmodal
+    from experiments import crossmodal
 
     x1, x2, y = crossmodal.load_eccite()
     pairs, ev = crossmodal._known_pairs(len(y), seed)
@@ -371,7 +378,7 @@ def load_digits_pair(seed: int) -> Problem:
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
-    from magan.experiments.digits import load_digits
+    from experiments.digits import load_digits
 
     x1_pix, x2_pix, y = load_digits()
     z1, z2 = (PCA(50, random_state=0).fit_transform(x).astype(np.float32)
@@ -404,7 +411,7 @@ def load_gaussians(seed: int) -> Problem:
 
 def _unpaired(file1: str, file2: str) -> Problem:
     """Pamona's unpaired modalities: label transfer on the labels both sides have."""
-    from magan.experiments._harness import load_npz
+    from experiments._harness import load_npz
 
     d1 = load_npz("pamona_pbmc_scnmt", file1)
     d2 = load_npz("pamona_pbmc_scnmt", file2)
@@ -457,7 +464,7 @@ def _as_other(x: np.ndarray, pairs: Sequence[tuple[int, int]], d_other: int) -> 
 
 def _cached_gw(a1: np.ndarray, a2: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """GW-OT's projections both ways (``gw_ot_align`` defaults), cached by the inputs' hash."""
-    from magan.baselines import gw_ot_align
+    from experiments.baselines import gw_ot_align
 
     digest = hashlib.sha1()
     for a in (a1, a2):
@@ -533,7 +540,7 @@ def _run_method(method: str, p: Problem, seed: int, quick: bool,
         return Views(_as_other(a1, shared, a2.shape[1]), a2,
                      _as_other(a2, flipped, a1.shape[1])), {}
     if method == "knn_shared":
-        from magan.baselines import knn_impute_shared
+        from experiments.baselines import knn_impute_shared
 
         return Views(knn_impute_shared(a1, a2, shared), a2,
                      knn_impute_shared(a2, a1, flipped)), {}
@@ -541,7 +548,7 @@ def _run_method(method: str, p: Problem, seed: int, quick: bool,
         x1_in_2, x2_in_1 = _cached_gw(a1, a2, cache)
         return Views(x1_in_2, a2, x2_in_1), {}
     if method == "harmony":
-        from magan.baselines import harmony_align
+        from experiments.baselines import harmony_align
 
         s = np.asarray(_all_shared(a1.shape[1]) if p.same_features else shared)
         h = harmony_align(a1[:, s[:, 0]], a2[:, s[:, 1]], n_components=min(20, len(s)),
@@ -607,7 +614,7 @@ def _verdicts(records: Sequence[Mapping[str, Any]], task: str, method: str) -> s
 
 def table(records: Sequence[Mapping[str, Any]]) -> str:
     """The markdown table of ``records`` (JSON lines of one battery run)."""
-    from magan.experiments._harness import summarise
+    from experiments._harness import summarise
 
     tasks = [t for t in TASKS if any(r["task"] == t.name for r in records)]
     methods = [m for m in METHODS if m != "plain_gan"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from experiments._harness import GAN_VARIANTS, Experiment, Metrics, make_gan
 from magan.datasets import three_gaussians
-from magan.experiments._harness import GAN_VARIANTS, Experiment, Metrics, make_gan
 from magan.metrics import cluster_mapping
 
 # The full run's GAN rows; the ablation rows of _harness on request (variants=).

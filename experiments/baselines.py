@@ -4,7 +4,8 @@ Each takes domain 1 (``x1``, n1 cells x d1 features) and domain 2 (``x2``, n2 x 
 correspondence the method needs, and returns domain-1 cells in domain-2 coordinates (or both
 domains in a common space), ready for :mod:`magan.metrics`:
 
-- :func:`knn_impute_shared`: features measured in both panels (MARIO / CytoBackBone idea);
+- :func:`knn_impute_shared`: features measured in both panels (MARIO / CytoBackBone idea); it
+  lives in the package (:mod:`magan.reference`, for ``magan demo``) and is re-exported here;
 - :func:`manifold_alignment`: a few known cell pairs (Ham, Lee & Saul 2005);
 - :func:`gw_ot_align`: nothing shared at all, only the shape of each domain (SCOT, Demetci et
   al. 2022);
@@ -31,6 +32,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from magan.errors import ConfigError, DataError
 from magan.metrics import _as_matrix, _check_k
+from magan.reference import _as_pairs, knn_impute_shared
 
 __all__ = [
     "GWAlignment",
@@ -45,62 +47,12 @@ __all__ = [
 _DENSE_EIGEN_MAX = 3000
 
 
-def _as_pairs(pairs: Iterable[Sequence[int]], n1: int, n2: int, name: str, what: str) -> np.ndarray:
-    """Validate (i, j) index pairs: non-empty, integer, 0 <= i < n1 and 0 <= j < n2."""
-    arr = np.asarray(list(pairs))
-    if arr.size == 0:
-        raise DataError(
-            f"{name} is empty; at least one ({what} in x1, {what} in x2) pair is needed"
-        )
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise DataError(f"{name} must be a list of (i, j) pairs; got an array of shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise DataError(f"{name} must hold integer indices; got dtype {arr.dtype}")
-    bad = (arr[:, 0] < 0) | (arr[:, 0] >= n1) | (arr[:, 1] < 0) | (arr[:, 1] >= n2)
-    if bad.any():
-        i, j = arr[np.argmax(bad)]
-        raise DataError(
-            f"{name} has pair ({i}, {j}) out of range: x1 has {n1} {what}s and x2 has {n2}"
-        )
-    return arr
-
-
-# --------------------------------------------------------------------------- shared features
-
-
-
 def _check_choice(value: object, name: str, func: str, choices: tuple[str, ...]) -> None:
     """One message shape for string options: "The 'x' parameter of f must be 'a' or 'b'."."""
     if value not in choices:
         options = " or ".join(repr(c) for c in choices)
         raise ConfigError(f"The {name!r} parameter of {func} must be {options}. "
                           f"Got {value!r} instead.")
-
-
-def knn_impute_shared(
-    x1: np.ndarray,
-    x2: np.ndarray,
-    shared_pairs: Iterable[Sequence[int]],
-    k: int = 10,
-) -> np.ndarray:
-    """Impute every domain-2 feature of each x1 cell from its k nearest x2 cells.
-
-    Why: when the two panels share some markers (the paper's "backbone"), the simplest
-    translation is to look up, on the shared markers only, the x2 cells most like each x1 cell
-    and average their full x2 profiles (the idea behind CytoBackBone and MARIO's matching). It
-    needs no training but assumes the shared markers are on the same scale in both domains and
-    carry all the information about the rest: standardise or batch-correct them first.
-
-    ``shared_pairs`` lists (column in x1, column in x2) for each shared feature. Returns an
-    n1 x d2 array (the shared columns too are replaced by their neighbour average).
-    """
-    a = _as_matrix(x1, "x1")
-    b = _as_matrix(x2, "x2")
-    cols = _as_pairs(shared_pairs, a.shape[1], b.shape[1], "shared_pairs", "column")
-    k = _check_k(k, b.shape[0], "x2 cells")
-    nn = NearestNeighbors(n_neighbors=k).fit(b[:, cols[:, 1]])
-    idx = nn.kneighbors(a[:, cols[:, 0]], return_distance=False)  # (n1, k)
-    return b[idx].mean(axis=1)
 
 
 # --------------------------------------------------------------------------- known pairs

@@ -1,17 +1,18 @@
 """Grid over MAGAN settings on the cytof-panels task (issue 9's search for a better default).
 
-Same protocol as ``magan experiment cytof-panels`` (levine32, H1 panel 1 vs H2 panel 2, the 16
-shared markers hidden from panel 2 in 4 groups of 4, imputed by G21, Pearson with H2's
+Same protocol as ``python -m experiments cytof-panels`` (levine32, H1 panel 1 vs H2 panel 2,
+the 16 shared markers hidden from panel 2 in 4 groups of 4, imputed by G21, Pearson with H2's
 measurement), on seeds 0 and 1, small widths, 600 steps unless ``steps`` is given; prints one
 line per setting: the per-seed mean Pearson over the 16 markers, their mean, and seconds.
 Each setting is a dict of MAGAN parameters (on top of the experiments' ``magan`` row) plus
 ``steps`` and ``ens`` (number of models averaged). The settings are for the search only: the
 default was chosen on 2 seeds here, then measured on 5 seeds by the experiment itself.
 
-    python benchmarks/panels_grid.py "{'basic': {'transport_pairs_weight': 0,
-                                                 'generator_ema': None}}"
+    PYTHONPATH=. python research/panels_grid.py "{'basic': {'transport': 'none',
+                                                           'optimizer': {'ema': None}}}"
 
-Results of the runs made for issue 9: ``benchmarks/results/issue9/panels_grid.txt``.
+Results of the runs made for issue 9: ``benchmarks/results/issue9/panels_grid.txt`` (its
+settings name parameters of the time, e.g. ``transport_pairs_weight``, now ``transport=``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import time
 import numpy as np
 import torch
 
-from magan.experiments._harness import make_gan
-from magan.experiments.cytof_batch import load_levine
-from magan.experiments.cytof_panels import panels
+from experiments._harness import make_gan
+from experiments.cytof_batch import load_levine
+from experiments.cytof_panels import panels
 from magan.metrics import marker_correlation
 
 
