@@ -309,7 +309,7 @@ def test_format_1_model_files_load_with_their_transport_settings_converted(
 
     x1, x2 = toy_data
     path = MAGAN(**fast_params).fit(x1, x2, shared_features=[(0, 0)]).save(tmp_path / "m")
-    config = json.loads((path / "config.json").read_text())
+    config = _as_format_2(json.loads((path / "config.json").read_text()))
     params = config["params"]
     params.pop("transport")
     params.update(transport_pairs_weight=2.0, transport_epsilon=0.03, transport_cost="auto",
@@ -328,6 +328,42 @@ def test_format_1_model_files_load_with_their_transport_settings_converted(
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="format 7"):
         MAGAN.load(path)
+
+
+def _as_format_2(config: dict) -> dict:
+    """A format-3 config written as format 2 did: flat widths, optimiser and weights."""
+    params = dict(config["params"])
+    nets, opt = params.pop("networks"), params.pop("optimizer")
+    corr = params.pop("correspondence")
+    weights = corr if isinstance(corr, dict) else Correspondence().to_dict()
+    params.update(generator_widths=nets["generator"], discriminator_widths=nets["discriminator"],
+                  activation=nets["activation"], generator_lr=opt["generator_lr"],
+                  discriminator_lr=opt["discriminator_lr"], adam_betas=opt["betas"],
+                  generator_ema=opt["ema"], correspondence=bool(corr),
+                  shared_features_weight=weights["shared_features"],
+                  known_pairs_weight=weights["known_pairs"],
+                  relation_weight=weights["relation"],
+                  shared_features_match=weights["shared_features_match"])
+    return {**config, "params": params, "format_version": 2}
+
+
+@pytest.mark.parametrize("correspondence", [True, Correspondence(known_pairs=3.0)])
+def test_format_2_models_load_with_their_settings_grouped(tmp_path, toy_data, fast_params,
+                                                          correspondence):
+    """A model saved with flat parameters (format 2: generator_widths, generator_ema,
+    known_pairs_weight, ...) loads with the same settings, grouped, and translates the same."""
+    x1, x2 = toy_data
+    model = MAGAN(**fast_params, correspondence=correspondence,
+                  optimizer=Optimizer(generator_lr=2e-3, ema=0.99)).fit(
+        x1, x2, shared_features=[(0, 0)], known_pairs=[(0, 0), (1, 1)])
+    path = model.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps(_as_format_2(config)))
+    loaded = MAGAN.load(path)
+    assert loaded.networks == Networks(**fast_params["networks"])
+    assert loaded.optimizer == Optimizer(generator_lr=2e-3, ema=0.99)
+    assert loaded.correspondence == correspondence
+    np.testing.assert_allclose(loaded.transform(x1), model.transform(x1))
 
 
 def test_landmark_model_saves_and_loads_its_setting(tmp_path, toy_data, fast_params):

@@ -905,27 +905,7 @@ class MAGAN:
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> MAGAN:
         """Rebuild a saved model; never executes code from the files (weights_only loading)."""
         path = Path(path)
-        if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
-            raise ModelFileError(f"{path} is not a saved MAGAN model (needs {_CONFIG} and "
-                                 f"{_WEIGHTS})")
-        try:
-            config = json.loads((path / _CONFIG).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{path / _CONFIG} is corrupt: {exc}") from exc
-        if not isinstance(config, dict):
-            raise ModelFileError(f"{path / _CONFIG} is not a MAGAN config (a JSON object)")
-        if config.get("format_version") == 1:
-            config = _from_format_1(config)
-        if config.get("format_version") == 2:
-            config = _from_format_2(config)
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
-                                 f"format {config.get('format_version')}; this magan "
-                                 f"({__version__}) reads format {FORMAT_VERSION}")
-        blob = (path / _WEIGHTS).read_bytes()
-        if hashlib.sha256(blob).hexdigest() != config.get("weights_sha256"):
-            raise ModelFileError(f"{path / _WEIGHTS} does not match its checksum in {_CONFIG}: "
-                                 "the file was modified or truncated")
+        config = _read_config(path)
         try:
             params = config["params"]
             params.setdefault("start_from_identity", False)  # older files: plain generators
@@ -936,48 +916,9 @@ class MAGAN:
                 params["correspondence"] = Correspondence.coerce(params["correspondence"])
             model = cls(**params)
             model.device = device
-            net = NetworkConfig(**config["network"])
-            dev = resolve_device(device)
-            with torch.random.fork_rng(devices=[]):
-                module = MAGANModule(net)
-            try:  # weights_only: tensors and plain containers; a pickled object is refused
-                state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
-            except Exception as exc:  # pickle.UnpicklingError, zip errors, EOFError...
-                raise ModelFileError(f"{path / _WEIGHTS} is not a plain tensor file (refused "
-                                     f"to unpickle it): {type(exc).__name__}: {exc}") from exc
-            module.load_state_dict(state)
-            model.module_ = module.to(dev).eval()
-            model.device_ = dev
-            model.network_config_ = net
-            model.feature_names1_ = list(config["feature_names1"])
-            model.feature_names2_ = list(config["feature_names2"])
-            model.has_names1_, model.has_names2_ = config["has_names"]
-            model.shared_features_ = [tuple(p) for p in config["shared_features"]]
-            model.n_known_pairs_ = int(config["n_known_pairs"])
-            model.transport_ = config.get("transport")
-            model.adversarial_weight_ = float(config.get(
-                "adversarial_weight", 1.0 if model.adversarial_weight == "auto"
-                else model.adversarial_weight))
-            model.n_steps_trained_ = int(config["n_steps_trained"])
-            model.n_steps_ = model.n_steps_trained_
-            model.shared_residual_ = float(config.get("shared_residual", 1.0))
-            model.channels_ = config.get("channels")  # absent before channel roles existed
-            model.input_transforms_ = config.get("input_transforms")
-            model.diagnostics_ = None  # absent before magan diagnosed its fits
-            if config.get("diagnostics") is not None:
-                from magan.diagnostics import Diagnostics
-
-                model.diagnostics_ = Diagnostics.from_dict(config["diagnostics"])
-            model.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
-            model.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
-            for names, steps, d in ((model.feature_names1_, model.preprocessing1_,
-                                     net.n_features1),
-                                    (model.feature_names2_, model.preprocessing2_,
-                                     net.n_features2)):
-                scaler = steps[-1]
-                if len(names) != d or len(scaler.mean_) != d:
-                    raise ModelFileError(f"{path / _CONFIG}: feature names, scaling and "
-                                         f"network disagree on the number of features ({d})")
+            model._load_networks(path, config, device)
+            model._load_fitted(config)
+            model._load_preprocessing(path, config)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,
@@ -991,6 +932,81 @@ class MAGAN:
         except Exception as exc:  # the loss log only informs; still refuse a damaged folder
             raise ModelFileError(f"{history} is corrupt: {type(exc).__name__}: {exc}") from exc
         return model
+
+    def _load_networks(self, path: Path, config: dict[str, Any], device: str) -> None:
+        """The four networks from the weights file, which holds tensors only."""
+        net = NetworkConfig(**config["network"])
+        dev = resolve_device(device)
+        with torch.random.fork_rng(devices=[]):
+            module = MAGANModule(net)
+        try:  # weights_only: tensors and plain containers; a pickled object is refused
+            state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle.UnpicklingError, zip errors, EOFError...
+            raise ModelFileError(f"{path / _WEIGHTS} is not a plain tensor file (refused "
+                                 f"to unpickle it): {type(exc).__name__}: {exc}") from exc
+        module.load_state_dict(state)
+        self.module_ = module.to(dev).eval()
+        self.device_ = dev
+        self.network_config_ = net
+
+    def _load_fitted(self, config: dict[str, Any]) -> None:
+        """The fitted attributes a config records (older files lack some: their defaults)."""
+        self.feature_names1_ = list(config["feature_names1"])
+        self.feature_names2_ = list(config["feature_names2"])
+        self.has_names1_, self.has_names2_ = config["has_names"]
+        self.shared_features_ = [tuple(p) for p in config["shared_features"]]
+        self.n_known_pairs_ = int(config["n_known_pairs"])
+        self.transport_ = config.get("transport")
+        self.adversarial_weight_ = float(config.get(
+            "adversarial_weight", 1.0 if self.adversarial_weight == "auto"
+            else self.adversarial_weight))
+        self.n_steps_trained_ = int(config["n_steps_trained"])
+        self.n_steps_ = self.n_steps_trained_
+        self.shared_residual_ = float(config.get("shared_residual", 1.0))
+        self.channels_ = config.get("channels")  # absent before channel roles existed
+        self.input_transforms_ = config.get("input_transforms")
+        self.diagnostics_ = None  # absent before magan diagnosed its fits
+        if config.get("diagnostics") is not None:
+            from magan.diagnostics import Diagnostics
+
+            self.diagnostics_ = Diagnostics.from_dict(config["diagnostics"])
+
+    def _load_preprocessing(self, path: Path, config: dict[str, Any]) -> None:
+        """Each domain's fitted transforms, checked against the networks' sizes."""
+        self.preprocessing1_ = [transform_from_state(s) for s in config["preprocessing1"]]
+        self.preprocessing2_ = [transform_from_state(s) for s in config["preprocessing2"]]
+        net = self.network_config_
+        for names, steps, d in ((self.feature_names1_, self.preprocessing1_, net.n_features1),
+                                (self.feature_names2_, self.preprocessing2_, net.n_features2)):
+            if len(names) != d or len(steps[-1].mean_) != d:
+                raise ModelFileError(f"{path / _CONFIG}: feature names, scaling and "
+                                     f"network disagree on the number of features ({d})")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A saved model's config, in the current format, its weights file's checksum verified."""
+    if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
+        raise ModelFileError(f"{path} is not a saved MAGAN model (needs {_CONFIG} and "
+                             f"{_WEIGHTS})")
+    try:
+        config = json.loads((path / _CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path / _CONFIG} is corrupt: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path / _CONFIG} is not a MAGAN config (a JSON object)")
+    if config.get("format_version") == 1:
+        config = _from_format_1(config)
+    if config.get("format_version") == 2:
+        config = _from_format_2(config)
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by magan {config.get('magan_version')} in "
+                             f"format {config.get('format_version')}; this magan "
+                             f"({__version__}) reads format {FORMAT_VERSION}")
+    blob = (path / _WEIGHTS).read_bytes()
+    if hashlib.sha256(blob).hexdigest() != config.get("weights_sha256"):
+        raise ModelFileError(f"{path / _WEIGHTS} does not match its checksum in {_CONFIG}: "
+                             "the file was modified or truncated")
+    return config
 
 
 @dataclass
