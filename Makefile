@@ -40,6 +40,15 @@ docs: $(DOCS_STAMP)
 experiments: install
 	$(BIN)/python -m experiments all --out results --jobs 2
 
+# RESULTS.md, regenerated from nothing: every experiment (all seeds), the battery (3 seeds), then
+# the page from their JSON (experiments/results.py). Several hours on 2 cores; to re-render the
+# page from runs already made, run only the last line.
+results: install
+	$(BIN)/python -m experiments all --out results --jobs 2
+	$(BIN)/python experiments/battery.py --seeds 0 1 2 --jobs 2 --out battery_results
+	$(BIN)/python -m experiments.results --experiments results --battery battery_results \
+		--out RESULTS.md
+
 # Speed and memory benchmarks (BENCHMARKS.md), JSON lines into bench_results/: training and
 # transform throughput, the CPU roofline, out-of-core scale to 10^7 cells (writes ~2.4 GB of
 # synthetic data under /tmp/magan_scale) and interval throughput; about 3 minutes on 2 cores when the synthetic data already exists.

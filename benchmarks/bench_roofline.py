@@ -22,10 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from magan.correspondence import SharedFeatures
 from magan.data import PairSampler
 from magan.nn import MAGANModule, NetworkConfig
+from magan.settings import Networks
 from magan.training import Trainer
 
-WIDTHS = {"default": ((128, 64), (256, 128)),
-          "paper": ((200, 100, 50), (800, 400, 200, 100, 50))}
+WIDTHS = {name: (nets.generator, nets.discriminator)
+          for name, nets in (("default", Networks()), ("paper", Networks.paper()))}
 
 
 def matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:

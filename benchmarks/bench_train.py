@@ -22,10 +22,11 @@ import torch
 from magan.correspondence import KnownPairs, SharedFeatures, TransportPairs
 from magan.data import PairSampler
 from magan.nn import MAGANModule, NetworkConfig
+from magan.settings import Networks
 from magan.training import Trainer, resolve_device
 
-PAPER = ((200, 100, 50), (800, 400, 200, 100, 50))
-SMALL = ((128, 64), (256, 128))
+PAPER = (Networks.paper().generator, Networks.paper().discriminator)
+SMALL = (Networks().generator, Networks().discriminator)  # MAGAN()'s default
 
 
 def _sync(device: torch.device) -> None:

@@ -234,3 +234,23 @@ def test_python_m_experiments_runs_from_the_repo_root():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--variants" in result.stdout and "--jobs" in result.stdout
+
+
+def test_results_page_is_rendered_from_the_runs_json(tmp_path):
+    """RESULTS.md is generated: each experiment's table comes from its JSON, a quick or partial
+    run is flagged, the battery's table is included, and the default's parameters are named."""
+    from experiments import results
+
+    run_experiment("gaussians", [0], tmp_path, quick=True, variants=["magan"])
+    saved = json.loads((tmp_path / "gaussians.json").read_text())
+    battery = tmp_path / "battery.jsonl"
+    battery.write_text(json.dumps({"task": "gaussians", "seed": 0, "method": "magan",
+                                   "metrics": {"all_right": 1.0}, "verdict": "good",
+                                   "seconds": 1.0}) + "\n")
+    out = tmp_path / "RESULTS.md"
+    results.main(["--experiments", str(tmp_path), "--battery", str(battery), "--out", str(out)])
+    text = out.read_text()
+    assert markdown_table(saved["summary"], SPECS["gaussians"].paper) in text
+    assert "**Incomplete run**: quick settings" in text
+    assert "| gaussians | all_right ↑ | 1.000 |" in text
+    assert "batch_size=128" in text and "transport=" in text
