@@ -160,6 +160,28 @@ def test_generator_step_moves_only_generators_and_discriminator_step_only_discri
                           torch.cat([p.detach().flatten() for p in tr.module.generators()]))
 
 
+def test_without_an_adversarial_weight_the_discriminators_take_no_part():
+    """Adversarial weight 0 (the landmark plan's default): the generators train exactly as
+    they would whatever the discriminators are, which are neither run nor stepped."""
+    from magan.training import LossWeights
+
+    runs = []
+    for d_seed in (1, 2):  # same generators, different discriminators
+        tr = _trainer(weights=LossWeights(adversarial=0.0))
+        torch.manual_seed(d_seed)
+        for net in (tr.module.d1, tr.module.d2):
+            for param in net.parameters():
+                torch.nn.init.normal_(param)
+        d0 = _snapshot(tr.module.discriminators())
+        losses = torch.stack([tr.step() for _ in range(5)])
+        assert not any(_changed(d0, tr.module.discriminators()))
+        named = dict(zip(tr.loss_names, losses.T))
+        assert all((named[k] == 0).all() for k in ("adversarial_12", "adversarial_21",
+                                                     "discriminator_1", "discriminator_2"))
+        runs.append(_snapshot(tr.module.generators()))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
 def test_step_reports_every_term_and_they_add_up():
     tr = _trainer()
     losses = tr.step()
