@@ -10,7 +10,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["MAGAN", "Correspondence", "Networks", "Optimizer", "Transport", "__version__", "tl"]
+__all__ = ["MAGAN", "Correspondence", "Networks", "Optimizer", "Transport", "__version__", "pl",
+           "pp", "tl"]
 
 # name -> module holding it; imported on first use, so `import magan` stays cheap and never
 # imports plots
@@ -19,9 +20,12 @@ _LAZY = {"MAGAN": "magan.estimator", "Correspondence": "magan.settings",
          "Transport": "magan.transport"}
 
 
+_NAMESPACES = {"pp": "magan.preprocessing", "tl": "magan.tl", "pl": "magan.plots"}
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name == "tl":
-        return importlib.import_module("magan.tl")
+    if name in _NAMESPACES:  # scanpy-style: magan.pp (prepare), magan.tl (compute), magan.pl
+        return importlib.import_module(_NAMESPACES[name])
     raise AttributeError(f"module 'magan' has no attribute {name!r}")

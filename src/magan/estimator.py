@@ -344,6 +344,8 @@ class MAGAN:
     ) -> MAGAN:
         """Train on domain 1 (``x1``) and domain 2 (``x2``); returns ``self``.
 
+        Parameters
+        ----------
         x1, x2
             ndarray, DataFrame or AnnData (``.X``, or ``layer1``/``layer2``), cells × features.
         shared_features
