@@ -55,7 +55,7 @@ def experiment_section(result: Mapping[str, Any]) -> str:
     lines = [f"### {name}", "", result["description"], ""]
     if name in READING:
         lines += [READING[name], ""]
-    lines += [f"`python -m experiments {name} --out results --jobs 2`: seeds "
+    lines += [f"`python -m experiments {name} --out results`: seeds "
               f"{_seed_list(seeds)}" + (f", {steps} steps per fit" if steps else "")
               + f"; {result['seconds_total']:.0f} s wall, {result['cpu_seconds_total']:.0f} s "
               "CPU.", ""]
