@@ -32,6 +32,7 @@ import torch
 
 from magan.correspondence import STRUCTURE_EPSILON, sinkhorn  # minibatch GW blur
 from magan.errors import ConfigError
+from magan.settings import check_fraction, check_number, check_positive_int
 
 __all__ = ["Transport", "anchor_rank", "choose_landmarks", "geodesic_distances", "landmark_plan",
            "neighbour_spread"]
@@ -112,25 +113,13 @@ class Transport:
             raise ConfigError(f"Transport kind must be one of {KINDS}. Got {self.kind!r}.")
         if self.cost not in COSTS:
             raise ConfigError(f"Transport cost must be one of {COSTS}. Got {self.cost!r}.")
-        for name in ("weight", "anchor_weight", "warmup"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    np.isfinite(value) and value >= 0):
-                raise ConfigError(f"Transport {name} must be a finite number >= 0. "
-                                  f"Got {value!r}.")
-        if self.anchor_weight > 1 or self.warmup > 1:
-            raise ConfigError("Transport anchor_weight and warmup are fractions in [0, 1]. "
-                              f"Got {self.anchor_weight!r} and {self.warmup!r}.")
+        check_number("Transport", "weight", self.weight)
+        for name in ("anchor_weight", "warmup"):
+            check_fraction("Transport", name, getattr(self, name))
         for name in ("epsilon", "unbalanced"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(
-                    value, (int, float)) or not (np.isfinite(value) and value > 0)):
-                raise ConfigError(f"Transport {name} must be None or a finite number > 0. "
-                                  f"Got {value!r}.")
-        for name, low in (("landmarks", 2), ("neighbours", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ConfigError(f"Transport {name} must be an int >= {low}. Got {value!r}.")
+            check_number("Transport", name, getattr(self, name), strict=True, none=True)
+        check_positive_int("Transport", "landmarks", self.landmarks, low=2)
+        check_positive_int("Transport", "neighbours", self.neighbours)
 
     def resolve(self, *, correspondence: bool, shared: bool, known_pairs: int,
                 relation: bool) -> Transport:
