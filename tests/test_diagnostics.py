@@ -308,11 +308,11 @@ def test_a_translation_worse_than_nothing_falls_back_towards_it(monkeypatch, sta
     d = three_gaussians(60, seed=0)
     seen = []
 
-    def fake(model, x1, x2, **kw):
+    def fake(model, ref, **kw):
         seen.append(model.shared_residual_)
         return Diagnostics.from_checks([_vs_identity(statuses[len(seen) - 1])], (1, 1), 0.0)
 
-    monkeypatch.setattr(dg, "diagnose_fitted", fake)
+    monkeypatch.setattr(dg, "diagnose_reference", fake)
     model = MAGAN(**FAST).fit(d.x1, d.x2, shared_features=[(0, 0)])
     assert seen == [1.0, 0.5, 0.0][:len(statuses)]
     assert model.shared_residual_ == factor

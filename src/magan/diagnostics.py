@@ -79,6 +79,7 @@ The checks, and why each exists:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -701,10 +702,126 @@ def _check_correspondence(model: MAGAN, n_pairs: int, has_relation: bool) -> Che
                  "any permutation, and nothing here can tell")
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the checks compare a translation with, computed once per fit: the cells used
+    (standardised ``z1``, ``z2``), each domain on its own principal axes with its
+    neighbours, doing nothing (the identity on the shared features) and its scores, each
+    domain's populations, and the checks on the data alone. Why a separate step: the
+    fall-back towards doing nothing re-judges up to three translations of the same cells,
+    and only the translation changes between them."""
+
+    z1: np.ndarray
+    z2: np.ndarray
+    pairs: list[tuple[int, int]]
+    own: tuple[Any, Any]
+    p: tuple[np.ndarray, np.ndarray]
+    neighbours: tuple[np.ndarray | None, np.ndarray | None]
+    identity: tuple[np.ndarray | None, np.ndarray | None]
+    shared: tuple[Any, Any] = (None, None)
+    real: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    populations: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    scores: Mapping[str, float] = field(default_factory=dict)
+    mixing: Mapping[str, float] = field(default_factory=dict)
+    data_checks: tuple[Check, ...] = ()
+    seconds: float = 0.0
+
+
+def _check_max_cells(max_cells: Any) -> None:
+    if isinstance(max_cells, bool) or not isinstance(max_cells, (int, np.integer)) or \
+            max_cells < 3:
+        raise ConfigError(f"max_cells must be an int >= 3. Got {max_cells!r} instead.")
+
+
+def prepare_reference(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = None,
+                      max_cells: int = MAX_CELLS, k: int = K_NEIGHBOURS) -> Reference:
+    """The :class:`Reference` for judging ``model``'s translations of ``x1`` and ``x2`` (at
+    most ``max_cells`` rows of each, drawn with ``model.seed``); arguments as
+    :func:`diagnose_fitted`'s. Depends on the model's preprocessing, not on its generators."""
+    _check_max_cells(max_cells)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(model.seed)
+    m1 = model.check_input(x1, domain=1)
+    m2 = model.check_input(x2, domain=2)
+    _, raw1 = _subsample(m1.X, max_cells, rng)
+    _, raw2 = _subsample(m2.X, max_cells, rng)
+    z1 = apply_steps(model.preprocessing1_, raw1).astype(np.float64)
+    z2 = apply_steps(model.preprocessing2_, raw2).astype(np.float64)
+    pairs = _shared_pairs(model, shared_features)
+    i = [p[0] for p in pairs]
+    j = [p[1] for p in pairs]
+    id12 = _identity(model, z1, i, j, 1) if pairs else None
+    id21 = _identity(model, z2, j, i, 2) if pairs else None
+    checks = [_check_covariation(pairs, z1, z2, rng)]
+    # Bases: each domain's own space, and (for > 50 shared) the shared columns of each.
+    own1, own2 = _pca_basis(z1), _pca_basis(z2)
+    p1, p2 = _project(z1, own1), _project(z2, own2)
+    nn1 = _neighbours(p1, min(k, len(z1) - 2)) if len(z1) > 2 else None
+    nn2 = _neighbours(p2, min(k, len(z2) - 2)) if len(z2) > 2 else None
+    ref = Reference(z1, z2, pairs, (own1, own2), (p1, p2), (nn1, nn2), (id12, id21))
+    if pairs:
+        # Every feature shared, in order (same genes): the shared space is the whole one.
+        sh2 = own2 if j == list(range(z2.shape[1])) else _pca_basis(z2[:, j])
+        sh1 = own1 if i == list(range(z1.shape[1])) else _pca_basis(z1[:, i])
+        real2, real1 = _project(z2[:, j], sh2), _project(z1[:, i], sh1)
+        ident12, ident21 = _project(id12, sh2), _project(id21, sh1)
+        checks.append(_check_dependence(pairs, real1, real2, z1, z2, rng))
+        pop1, pop2 = _populations(p1, model.seed), _populations(p2, model.seed)
+        scores = {"ident12": structure_score(p1, _reduce(id12), k, before_neighbours=nn1),
+                  "ident21": structure_score(p2, _reduce(id21), k, before_neighbours=nn2),
+                  "n_shared": float(len(pairs)),
+                  "pop_ident12": population_agreement(pop1, ident12, real2, pop2, k),
+                  "pop_ident21": population_agreement(pop2, ident21, real1, pop1, k)}
+        mixing = {"before12": mixing_score(ident12, real2, k=k),
+                  "before21": mixing_score(ident21, real1, k=k)}
+        ref = dataclasses.replace(ref, shared=(sh1, sh2), real=(real1, real2),
+                                  populations=(pop1, pop2), scores=scores, mixing=mixing)
+    return dataclasses.replace(ref, data_checks=tuple(checks),
+                               seconds=time.perf_counter() - t0)
+
+
+def diagnose_reference(model: MAGAN, ref: Reference, *, has_relation: bool = False,
+                       k: int = K_NEIGHBOURS) -> Diagnostics:
+    """Judge ``model``'s translations (its generators as they are now) against ``ref``."""
+    t0 = time.perf_counter()
+    z1, z2, pairs = ref.z1, ref.z2, ref.pairs
+    (own1, own2), (p1, p2), (nn1, nn2) = ref.own, ref.p, ref.neighbours
+    g12, g21 = model.module_.g12, model.module_.g21
+    y12, y21 = _generate(g12, z1), _generate(g21, z2)
+    cyc1, cyc2 = _generate(g21, y12), _generate(g12, y21)
+    i = [p[0] for p in pairs]
+    j = [p[1] for p in pairs]
+    checks = [_check_shared(model, pairs, y12, y21, *ref.identity), *ref.data_checks]
+    s = {"trans12": structure_score(p1, _reduce(y12), k, before_neighbours=nn1),
+         "trans21": structure_score(p2, _reduce(y21), k, before_neighbours=nn2),
+         **ref.scores}
+    mix = {"after12": mixing_score(_project(y12, own2), p2, k=k),
+           "after21": mixing_score(_project(y21, own1), p1, k=k), **ref.mixing}
+    if pairs:
+        (sh1, sh2), (real1, real2), (pop1, pop2) = ref.shared, ref.real, ref.populations
+        moved12 = _project(y12[:, j], sh2)
+        moved21 = _project(y21[:, i], sh1)
+        s.update({"pop_trans12": population_agreement(pop1, moved12, real2, pop2, k),
+                  "pop_trans21": population_agreement(pop2, moved21, real1, pop1, k)})
+        # Every output column shared: the same cells in permuted columns, the same score.
+        mix.update({"after_shared12": mix["after12"] if len(set(j)) == z2.shape[1]
+                    else mixing_score(moved12, real2, k=k),
+                    "after_shared21": mix["after21"] if len(set(i)) == z1.shape[1]
+                    else mixing_score(moved21, real1, k=k)})
+    checks.append(_check_structure(s["trans12"], s["trans21"]))
+    checks.append(_check_mixing(mix))
+    checks.append(_check_cycle(_cycle_error(z1, cyc1), _cycle_error(z2, cyc2)))
+    checks.append(_check_vs_identity(mix, s, bool(pairs)))
+    checks.append(_check_correspondence(model, len(pairs), has_relation))
+    return Diagnostics.from_checks(checks, (len(z1), len(z2)),
+                                   ref.seconds + time.perf_counter() - t0)
+
+
 def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = None,
                     has_relation: bool = False, max_cells: int = MAX_CELLS,
                     k: int = K_NEIGHBOURS) -> Diagnostics:
-    """Run every check on a fitted ``model`` with cells of both domains (no ground truth).
+    """Run every check on a fitted ``model`` with cells of both domains (no ground truth):
+    :func:`prepare_reference`, then :func:`diagnose_reference`.
 
     x1, x2
         The cells it was fitted on (or others of the same domains): arrays, DataFrames,
@@ -715,68 +832,9 @@ def diagnose_fitted(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = No
     has_relation
         The model was fitted with a ``relation`` (not stored in the model).
     """
-    if isinstance(max_cells, bool) or not isinstance(max_cells, (int, np.integer)) or \
-            max_cells < 3:
-        raise ConfigError(f"max_cells must be an int >= 3. Got {max_cells!r} instead.")
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(model.seed)
-    m1 = model.check_input(x1, domain=1)
-    m2 = model.check_input(x2, domain=2)
-    _, raw1 = _subsample(m1.X, max_cells, rng)
-    _, raw2 = _subsample(m2.X, max_cells, rng)
-    z1 = apply_steps(model.preprocessing1_, raw1).astype(np.float64)
-    z2 = apply_steps(model.preprocessing2_, raw2).astype(np.float64)
-    g12, g21 = model.module_.g12, model.module_.g21
-    y12, y21 = _generate(g12, z1), _generate(g21, z2)
-    cyc1, cyc2 = _generate(g21, y12), _generate(g12, y21)
-    pairs = _shared_pairs(model, shared_features)
-    i = [p[0] for p in pairs]
-    j = [p[1] for p in pairs]
-    id12 = _identity(model, z1, i, j, 1) if pairs else None
-    id21 = _identity(model, z2, j, i, 2) if pairs else None
-
-    checks = [_check_shared(model, pairs, y12, y21, id12, id21),
-              _check_covariation(pairs, z1, z2, rng)]
-
-    # Bases: each domain's own space, and (for > 50 shared) the shared columns of each.
-    own1, own2 = _pca_basis(z1), _pca_basis(z2)
-    p1, p2 = _project(z1, own1), _project(z2, own2)
-    nn1 = _neighbours(p1, min(k, len(z1) - 2)) if len(z1) > 2 else None
-    nn2 = _neighbours(p2, min(k, len(z2) - 2)) if len(z2) > 2 else None
-    s = {"trans12": structure_score(p1, _reduce(y12), k, before_neighbours=nn1),
-         "trans21": structure_score(p2, _reduce(y21), k, before_neighbours=nn2)}
-    mix = {"after12": mixing_score(_project(y12, own2), p2, k=k),
-           "after21": mixing_score(_project(y21, own1), p1, k=k)}
-    if pairs:
-        # Every feature shared, in order (same genes): the shared space is the whole one.
-        sh2 = own2 if j == list(range(z2.shape[1])) else _pca_basis(z2[:, j])
-        sh1 = own1 if i == list(range(z1.shape[1])) else _pca_basis(z1[:, i])
-        real2, real1 = _project(z2[:, j], sh2), _project(z1[:, i], sh1)
-        ident12, ident21 = _project(id12, sh2), _project(id21, sh1)
-        checks.append(_check_dependence(pairs, real1, real2, z1, z2, rng))
-        s["ident12"] = structure_score(p1, _reduce(id12), k, before_neighbours=nn1)
-        s["ident21"] = structure_score(p2, _reduce(id21), k, before_neighbours=nn2)
-        s["n_shared"] = float(len(pairs))
-        pop1, pop2 = _populations(p1, model.seed), _populations(p2, model.seed)
-        moved12 = _project(y12[:, j], sh2)
-        moved21 = _project(y21[:, i], sh1)
-        s.update({"pop_ident12": population_agreement(pop1, ident12, real2, pop2, k),
-                  "pop_trans12": population_agreement(pop1, moved12, real2, pop2, k),
-                  "pop_ident21": population_agreement(pop2, ident21, real1, pop1, k),
-                  "pop_trans21": population_agreement(pop2, moved21, real1, pop1, k)})
-        # Every output column shared: the same cells in permuted columns, the same score.
-        mix.update({"before12": mixing_score(ident12, real2, k=k),
-                    "before21": mixing_score(ident21, real1, k=k),
-                    "after_shared12": mix["after12"] if len(set(j)) == z2.shape[1]
-                    else mixing_score(_project(y12[:, j], sh2), real2, k=k),
-                    "after_shared21": mix["after21"] if len(set(i)) == z1.shape[1]
-                    else mixing_score(_project(y21[:, i], sh1), real1, k=k)})
-    checks.append(_check_structure(s["trans12"], s["trans21"]))
-    checks.append(_check_mixing(mix))
-    checks.append(_check_cycle(_cycle_error(z1, cyc1), _cycle_error(z2, cyc2)))
-    checks.append(_check_vs_identity(mix, s, bool(pairs)))
-    checks.append(_check_correspondence(model, len(pairs), has_relation))
-    return Diagnostics.from_checks(checks, (len(z1), len(z2)), time.perf_counter() - t0)
+    ref = prepare_reference(model, x1, x2, shared_features=shared_features,
+                            max_cells=max_cells, k=k)
+    return diagnose_reference(model, ref, has_relation=has_relation, k=k)
 
 
 # --------------------------------------------------------------------------- held-out pairs

@@ -587,14 +587,17 @@ class MAGAN:
         factor = 1.0
         if is_main_process():
             try:  # a judgement on the fit must never cost the fit itself
-                found = diagnostics.diagnose_fitted(self, x1, x2, has_relation=has_relation)
+                # The cells, doing nothing and the data checks once; each translation tried
+                # is judged against the same reference.
+                ref = diagnostics.prepare_reference(self, x1, x2)
+                found = diagnostics.diagnose_reference(self, ref, has_relation=has_relation)
                 first = found["vs_identity"]
                 if self.start_from_identity and pairs:
                     for factor in (1.0, 0.5, 0.0):
                         self._scale_shared_residual(factor)
                         if factor < 1.0:
-                            found = diagnostics.diagnose_fitted(self, x1, x2,
-                                                                has_relation=has_relation)
+                            found = diagnostics.diagnose_reference(
+                                self, ref, has_relation=has_relation)
                         if found["vs_identity"].status == "pass":
                             break
                     found = found.with_checks(diagnostics.residual_check(factor, first))
