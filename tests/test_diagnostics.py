@@ -346,6 +346,14 @@ def test_one_dead_channel_warns_where_a_shuffled_domain_fails():
     pairs = [(j, j) for j in range(24)]
     check = dg._check_dependence(pairs, z1[:, :24], z2[:, :24], z1, z2, rng)
     assert check.status == "warn" and "dead" in check.sentence
+    # The shared features co-vary alike (not shuffled, paired right): a note naming it.
+    names = ([f"m{c}" for c in range(25)], [f"m{c}" for c in range(25)])
+    check = dg._check_dependence(pairs, z1[:, :24], z2[:, :24], z1, z2, rng, covaried=True,
+                                 names=names)
+    assert check.status == "note" and "domain 2's unshared channel m24 is" in check.sentence
+    diag = Diagnostics.from_checks([check], (600, 600), 0.0)
+    assert diag.verdict == "good" and diag.notes == (check.sentence,)
+    assert "note: domain 2" in diag.summary()
     g1 = _blobs(600, d=3, seed=2)
     g2 = np.apply_along_axis(rng.permutation, 0, _blobs(600, d=3, seed=2))
     check = dg._check_dependence([(0, 0)], g1[:, :1], g2[:, :1], g1, g2, rng)

@@ -226,6 +226,7 @@ def _write_combined(model, a1, a2, path: Path) -> Path:
     if model.diagnostics_ is not None:
         record["verdict"] = model.diagnostics_.verdict
         record["reasons"] = list(model.diagnostics_.reasons)
+        record["notes"] = list(model.diagnostics_.notes)
     both.uns["magan"] = _h5ad_safe(record)
     return io.write(both, path, overwrite=True)
 

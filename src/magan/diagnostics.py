@@ -5,7 +5,9 @@ transfer fell from 0.73 unaligned to 0.34) while every loss looks fine. Each che
 only the two point clouds and what the user declared (shared features, known pairs); each has
 documented thresholds and one sentence; together they give a verdict:
 
-``"failed"`` if any check fails, ``"check"`` if any warns, else ``"good"``.
+``"failed"`` if any check fails, ``"check"`` if any warns, else ``"good"``. A ``"note"``
+states a fact about the data a user should read (e.g. a dropped-out channel) that does not
+make the alignment less trustworthy; notes are listed, and do not lower the verdict.
 
 All checks work in the model's own standardised space ``z`` (the user's preprocessing, then the
 model's standardiser) on at most ``max_cells`` cells per domain (seeded by ``model.seed``),
@@ -41,7 +43,9 @@ The checks, and why each exists:
     0.71-0.75 (domain 1) and 0.91 (domain 2) over 3 seeds; domain 2 shuffled: -0.04 to
     -0.07. With one shared coordinate the shuffled domain 2 is 9 blobs, and a GAN happily
     splits each domain-1 cluster into 3 of them (mixing 0.42 / 0.75, structure 0.79 / 0.59
-    at 800 steps): again only the data check can tell.
+    at 800 steps): again only the data check can tell. When the shared features co-vary
+    alike (so the input is not shuffled) and the unexplained channels are few, they are dead
+    or dropped-out channels (the paper's CD45RA): a note naming them, verdict unchanged.
 ``structure``
     The fraction of each cell's k nearest neighbours (own domain) still among its k nearest
     after translation, rescaled so that a random permutation scores 0 and a perfect
@@ -102,7 +106,7 @@ MAGAN = Any
 
 __all__ = ["Check", "Diagnostics", "diagnose_fitted", "holdout_known_pairs", "verdict_of"]
 
-STATUSES = ("pass", "warn", "fail", "n/a")
+STATUSES = ("pass", "note", "warn", "fail", "n/a")
 VERDICTS = ("good", "check", "failed")
 
 #: Neighbours per cell in the structure and mixing checks.
@@ -202,6 +206,7 @@ def verdict_of(checks: Sequence[Check]) -> tuple[str, tuple[str, ...]]:
     the reasons are the failing checks' sentences, then the warning ones'."""
     failing = [c.sentence for c in checks if c.status == "fail"]
     warning = [c.sentence for c in checks if c.status == "warn"]
+    # Notes (status "note") are not reasons: see Diagnostics.notes.
     verdict = "failed" if failing else "check" if warning else "good"
     return verdict, tuple(failing + warning)
 
@@ -231,6 +236,12 @@ class Diagnostics:
         return Diagnostics.from_checks([*kept, *checks], self.n_cells_used,
                                        self.seconds + seconds)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Sentences of the checks with status "note": facts about the data worth reading
+        that leave the verdict as it is."""
+        return tuple(c.sentence for c in self.checks if c.status == "note")
+
     def __getitem__(self, name: str) -> Check:
         for c in self.checks:
             if c.name == name:
@@ -257,6 +268,7 @@ class Diagnostics:
         lines = [f"alignment verdict: {self.verdict} ({len(self.checks)} checks on "
                  f"{self.n_cells_used[0]} + {self.n_cells_used[1]} cells{took})"]
         lines += [f"  - {r}" for r in self.reasons]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -534,28 +546,40 @@ def _check_covariation(pairs: list[tuple[int, int]], z1: np.ndarray, z2: np.ndar
 
 
 def _dependence(shared: np.ndarray, rest: np.ndarray, rng: np.random.Generator,
-                k: int = K_NEIGHBOURS) -> float:
+                k: int = K_NEIGHBOURS) -> tuple[float, np.ndarray]:
     """R² of ``rest`` predicted from ``shared`` by a k-nearest-neighbour mean, fitted on one
-    random half of the cells and scored on the other (so noise is not memorised)."""
+    random half of the cells and scored on the other (so noise is not memorised): over all
+    of ``rest``'s columns, and per column (NaN where a column is constant)."""
     order = rng.permutation(len(shared))
     fit, test = order[::2], order[1::2]
     if len(fit) <= k or len(test) < 2:
-        return float("nan")
+        return float("nan"), np.full(rest.shape[1], np.nan)
     idx = NearestNeighbors(n_neighbors=k).fit(shared[fit]).kneighbors(
         shared[test], return_distance=False)
     pred = rest[fit][idx].mean(axis=1)
     truth = rest[test]
-    sst = ((truth - truth.mean(axis=0)) ** 2).sum()
-    return float(1 - ((truth - pred) ** 2).sum() / sst) if sst > 0 else float("nan")
+    sse = ((truth - pred) ** 2).sum(axis=0)
+    sst = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
+    per = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1.0), np.nan)
+    pooled = float(1 - sse.sum() / sst.sum()) if sst.sum() > 0 else float("nan")
+    return pooled, per
 
 
 def _check_dependence(pairs: list[tuple[int, int]], p1: np.ndarray, p2: np.ndarray,
-                      z1: np.ndarray, z2: np.ndarray, rng: np.random.Generator) -> Check:
+                      z1: np.ndarray, z2: np.ndarray, rng: np.random.Generator, *,
+                      covaried: bool = False,
+                      names: tuple[Sequence[str], Sequence[str]] | None = None) -> Check:
     """Do the shared features explain the unshared ones alike in both domains? In the
     paper's Gaussians the shared coordinate tells the cluster, so the other coordinate, in
     both domains (R² 0.7-0.9); shuffle one domain's rows within each feature and there it
     explains nothing (R² ≈ 0). The translation can then only invent the unshared values:
-    the declared correspondence does not hold. Needs unshared features in both domains."""
+    the declared correspondence does not hold. Needs unshared features in both domains.
+
+    ``covaried``: the shared features co-vary alike in both domains (``shared_covariation``
+    passed), so the input is not shuffled and the pairs are right. A few unexplained
+    channels (under :data:`DEPENDENCE_FAIL_FRACTION` of the domain) are then dead or
+    dropped-out channels, the case the paper's CD45RA drop-out is about: a "note" naming
+    them, not a warning about the alignment. ``names``: each domain's feature names."""
     thr = {"strong": DEPENDENCE_STRONG, "none": DEPENDENCE_NONE,
            "warn_ratio": DEPENDENCE_WARN_RATIO}
     i = [p[0] for p in pairs]
@@ -565,8 +589,8 @@ def _check_dependence(pairs: list[tuple[int, int]], p1: np.ndarray, p2: np.ndarr
     if not pairs or not len(rest1) or not len(rest2):
         return Check("shared_dependence", "n/a", {}, thr,
                      "needs shared features and unshared ones in both domains")
-    r1 = _dependence(p1, z1[:, rest1], rng)
-    r2 = _dependence(p2, z2[:, rest2], rng)
+    r1, per1 = _dependence(p1, z1[:, rest1], rng)
+    r2, per2 = _dependence(p2, z2[:, rest2], rng)
     value = {"domain1": r1, "domain2": r2}
     if not np.isfinite([r1, r2]).all():
         return Check("shared_dependence", "n/a", value, thr, "too few cells or constant "
@@ -581,6 +605,21 @@ def _check_dependence(pairs: list[tuple[int, int]], p1: np.ndarray, p2: np.ndarr
               * strong else "pass")
     sentence = (f"the shared features explain the unshared ones alike (R² {r1:.2f} in domain "
                 f"1, {r2:.2f} in domain 2)")
+    if status == "warn" and covaried and share < DEPENDENCE_FAIL_FRACTION:
+        rest, per = (rest1, per1) if low == 1 else (rest2, per2)
+        dead = [int(c) for c, r in zip(rest, per, strict=True)
+                if not np.isfinite(r) or r < DEPENDENCE_WARN_RATIO * strong]
+        label = ", ".join(str(names[low - 1][c]) if names else f"column {c}" for c in dead[:5])
+        label += f" and {len(dead) - 5} more" if len(dead) > 5 else ""
+        value["n_unexplained"] = float(len(dead))
+        read = "inverse_transform" if low == 2 else "transform"
+        return Check("shared_dependence", "note", value, thr,
+                     f"domain {low}'s unshared channel{'s' if len(dead) != 1 else ''} {label} "
+                     f"{'are' if len(dead) != 1 else 'is'} not explained by the shared features "
+                     f"(R² {weak:.2f}; domain {3 - low}'s {strong:.2f}), while the shared "
+                     "features co-vary alike in both domains: a dead or dropped-out channel; "
+                     f"its values for domain {low}'s cells are in the translation "
+                     f"(`{read}`), not in the measurement")
     if status != "pass":
         sentence = (f"the shared features explain domain {3 - low}'s unshared features "
                     f"(R² {strong:.2f}) but {'little' if weak >= DEPENDENCE_NONE else 'none'} "
@@ -765,7 +804,9 @@ def prepare_reference(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = 
         sh1 = own1 if i == list(range(z1.shape[1])) else _pca_basis(z1[:, i])
         real2, real1 = _project(z2[:, j], sh2), _project(z1[:, i], sh1)
         ident12, ident21 = _project(id12, sh2), _project(id21, sh1)
-        checks.append(_check_dependence(pairs, real1, real2, z1, z2, rng))
+        checks.append(_check_dependence(
+            pairs, real1, real2, z1, z2, rng, covaried=checks[0].status == "pass",
+            names=(model.feature_names1_, model.feature_names2_)))
         pop1, pop2 = _populations(p1, model.seed), _populations(p2, model.seed)
         scores = {"ident12": structure_score(p1, _reduce(id12), k, before_neighbours=nn1),
                   "ident21": structure_score(p2, _reduce(id21), k, before_neighbours=nn2),

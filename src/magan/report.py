@@ -215,6 +215,7 @@ def _verdict_html(diag: Any) -> str:
     body = (f'<div class="verdict {_esc(diag.verdict)}"><strong>Alignment verdict: '
             f"{_esc(diag.verdict)}</strong>"
             + (f"<ul>{reasons}</ul>" if reasons else "") + "</div>")
+    body += "".join(_note(f"Note: {n}") for n in diag.notes)
     if diag.checks:
         body += _table([(c.name, c.status, _check_values(c.value), c.sentence)
                         for c in diag.checks], ("check", "status", "value", "finding"))
