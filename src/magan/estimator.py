@@ -593,14 +593,17 @@ class MAGAN:
                 found = diagnostics.diagnose_reference(self, ref, has_relation=has_relation)
                 first = found["vs_identity"]
                 if self.start_from_identity and pairs:
+                    earlier = 0.0  # seconds of the judgements before the last one
                     for factor in (1.0, 0.5, 0.0):
                         self._scale_shared_residual(factor)
                         if factor < 1.0:
+                            earlier += max(found.seconds - ref.seconds, 0.0)
                             found = diagnostics.diagnose_reference(
                                 self, ref, has_relation=has_relation)
                         if found["vs_identity"].status == "pass":
                             break
-                    found = found.with_checks(diagnostics.residual_check(factor, first))
+                    found = found.with_checks(diagnostics.residual_check(factor, first),
+                                              seconds=earlier)
                 if diagnose == "holdout" and world_size() == 1:  # the copy trains on 1 process
                     held = diagnostics.holdout_known_pairs(
                         self, x1, x2, known_pairs=known if len(known) else None,
