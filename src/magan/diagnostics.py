@@ -98,7 +98,7 @@ from magan.data import Matrix, apply_steps, resolve_known_pairs, resolve_shared_
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
 from magan.nn import apply_in_blocks
-from magan.settings import Correspondence
+from magan.settings import Correspondence, check_positive_int
 
 # ``model`` below is a fitted magan.estimator.MAGAN, typed Any: the estimator imports this
 # module (imports point one way, tests/test_structure.py).
@@ -766,18 +766,12 @@ class Reference:
     seconds: float = 0.0
 
 
-def _check_max_cells(max_cells: Any) -> None:
-    if isinstance(max_cells, bool) or not isinstance(max_cells, (int, np.integer)) or \
-            max_cells < 3:
-        raise ConfigError(f"max_cells must be an int >= 3. Got {max_cells!r} instead.")
-
-
 def prepare_reference(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = None,
                       max_cells: int = MAX_CELLS, k: int = K_NEIGHBOURS) -> Reference:
     """The :class:`Reference` for judging ``model``'s translations of ``x1`` and ``x2`` (at
     most ``max_cells`` rows of each, drawn with ``model.seed``); arguments as
     :func:`diagnose_fitted`'s. Depends on the model's preprocessing, not on its generators."""
-    _check_max_cells(max_cells)
+    check_positive_int("diagnostics", "max_cells", max_cells, low=3)
     t0 = time.perf_counter()
     rng = np.random.default_rng(model.seed)
     m1 = model.check_input(x1, domain=1)
