@@ -366,3 +366,23 @@ def test_populations_are_compared_only_with_enough_shared_features():
          "pop_trans12": 0.5, "pop_ident12": 0.6, "pop_trans21": 0.7, "pop_ident21": 0.7}
     assert dg._check_vs_identity(mix, {**s, "n_shared": 32.0}, True).status == "warn"
     assert dg._check_vs_identity(mix, {**s, "n_shared": 1.0}, True).status == "pass"
+
+
+def test_doing_nothing_leaves_out_a_feature_constant_in_one_domain():
+    """A gene with no counts in batch 2 has scale 1e-6 there: copied as "the same value" it
+    would be a millionfold axis that dominates doing nothing's neighbours, mixing and
+    populations (an scRNA batch pair: doing nothing kept 0.45 of its own neighbours). The
+    diagnostics judge on the pairs the fit used."""
+    x1 = _blobs(200, 6, seed=0).astype(np.float32)
+    x2 = _blobs(200, 6, seed=1).astype(np.float32)
+    x1[:, 5] = np.random.default_rng(2).normal(size=200)  # varies in batch 1 ...
+    x2[:, 5] = 0.0  # ... never seen in batch 2
+    pairs = [(j, j) for j in range(6)]
+    with pytest.warns(UserWarning, match="1 of 6 shared feature pairs are constant"):
+        model = MAGAN(**FAST).fit(x1, x2, shared_features=pairs, diagnose=False)
+    ref = dg.prepare_reference(model, x1, x2)
+    assert ref.pairs == pairs[:5]
+    assert np.abs(ref.identity[0]).max() < 100  # not a millionfold copy of x1[:, 5]
+    found = dg.diagnose_reference(model, ref, has_relation=False)
+    assert found["vs_identity"].value["structure_identity12"] > 0.7  # 0.04 with the copy
+    assert found["shared_agreement"].value["n_pairs"] == 5

@@ -98,6 +98,7 @@ from magan.data import Matrix, apply_steps, resolve_known_pairs, resolve_shared_
 from magan.errors import ConfigError, DataError
 from magan.metrics import _columnwise_pearson, mixing_score
 from magan.nn import apply_in_blocks
+from magan.preprocessing import informative_pairs
 from magan.settings import Correspondence, check_positive_int
 
 # ``model`` below is a fitted magan.estimator.MAGAN, typed Any: the estimator imports this
@@ -780,7 +781,10 @@ def prepare_reference(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = 
     _, raw2 = _subsample(m2.X, max_cells, rng)
     z1 = apply_steps(model.preprocessing1_, raw1).astype(np.float64)
     z2 = apply_steps(model.preprocessing2_, raw2).astype(np.float64)
-    pairs = _shared_pairs(model, shared_features)
+    # A feature constant in one domain is no "same value" to compare with (a millionfold
+    # copy in that domain's units): left out here as in the fit.
+    pairs = informative_pairs(_shared_pairs(model, shared_features),
+                              model.preprocessing1_[-1], model.preprocessing2_[-1])[0]
     i = [p[0] for p in pairs]
     j = [p[1] for p in pairs]
     id12 = _identity(model, z1, i, j, 1) if pairs else None

@@ -69,7 +69,12 @@ from magan.errors import (
 )
 from magan.io import write_dir_atomic
 from magan.nn import MAGANModule, NetworkConfig, SharedSkip, apply_in_blocks
-from magan.preprocessing import Standardizer, Transform, transform_from_state
+from magan.preprocessing import (
+    Standardizer,
+    Transform,
+    informative_pairs,
+    transform_from_state,
+)
 from magan.settings import Correspondence, Networks, Optimizer
 from magan.training import PRECISIONS, LossWeights, Trainer, resolve_device
 from magan.transport import (
@@ -623,20 +628,16 @@ class MAGAN:
 
     def _informative_pairs(self, pairs: list[tuple[int, int]], scaler1: Standardizer,
                            scaler2: Standardizer) -> list[tuple[int, int]]:
-        """The shared pairs the loss and the generators' pass-through use: those with a
-        feature constant in either domain are left out, with a warning. Why: a gene with no
-        counts in one batch (common in sparse scRNA) has a standardiser scale of ``min_scale``
-        (1e-6), so "the same value" in that domain's units is a millionfold copy: one such
-        gene made G12 explode (cycle error 1,000 times the variance, an scRNA batch pair).
+        """The shared pairs the loss and the generators' pass-through use
+        (:func:`~magan.preprocessing.informative_pairs`: those with a feature constant in
+        either domain are left out), with a warning naming the left-out ones. One such gene
+        made G12 explode (cycle error 1,000 times the variance, an scRNA batch pair).
         ``shared_features_`` still lists every declared pair."""
         if not pairs:
             return []
-        flat1 = np.asarray(scaler1.scale_) <= scaler1.min_scale
-        flat2 = np.asarray(scaler2.scale_) <= scaler2.min_scale
-        kept = [p for p in pairs if not (flat1[p[0]] or flat2[p[1]])]
-        if len(kept) < len(pairs):
-            names = [f"{self.feature_names1_[i]}/{self.feature_names2_[j]}"
-                     for i, j in pairs if flat1[i] or flat2[j]]
+        kept, dropped = informative_pairs(pairs, scaler1, scaler2)
+        if dropped:
+            names = [f"{self.feature_names1_[i]}/{self.feature_names2_[j]}" for i, j in dropped]
             warnings.warn(f"{len(names)} of {len(pairs)} shared feature pairs are constant in "
                           f"one domain ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
                           ": they are left out of the shared-feature loss", stacklevel=3)

@@ -110,6 +110,10 @@ class Standardizer(Transform):
         self.scale_ = np.maximum(std, self.min_scale)
         return self
 
+    def constant_features(self) -> np.ndarray:
+        """Which features were constant in the data it was fit on (scale ``min_scale``)."""
+        return np.asarray(self._check()[1]) <= self.min_scale
+
     def _check(self) -> tuple[np.ndarray, np.ndarray]:
         if self.mean_ is None or self.scale_ is None:
             raise ConfigError("Standardizer is not fitted; call fit first.")
@@ -142,6 +146,19 @@ class Standardizer(Transform):
         if obj.mean_.shape != obj.scale_.shape or obj.mean_.ndim != 1:
             raise ModelFileError("standardize state has mismatched mean/scale shapes")
         return obj
+
+
+def informative_pairs(pairs: Sequence[tuple[int, int]], scaler1: Standardizer,
+                      scaler2: Standardizer) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """``(kept, dropped)``: the shared pairs whose feature varies in both domains, and those
+    constant in either. Why: such a feature's standardiser scale is ``min_scale`` (1e-6), so
+    "the same value" in that domain's units is a millionfold copy (a gene with no counts in
+    one scRNA batch). The fit's shared-feature loss and pass-through, and the self-diagnosis'
+    "doing nothing", all leave them out through this one rule."""
+    flat1, flat2 = scaler1.constant_features(), scaler2.constant_features()
+    kept = [(int(i), int(j)) for i, j in pairs if not (flat1[i] or flat2[j])]
+    dropped = [(int(i), int(j)) for i, j in pairs if flat1[i] or flat2[j]]
+    return kept, dropped
 
 
 def transform_from_state(state: dict[str, Any]) -> Transform:
