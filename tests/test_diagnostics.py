@@ -386,3 +386,22 @@ def test_doing_nothing_leaves_out_a_feature_constant_in_one_domain():
     found = dg.diagnose_reference(model, ref, has_relation=False)
     assert found["vs_identity"].value["structure_identity12"] > 0.7  # 0.04 with the copy
     assert found["shared_agreement"].value["n_pairs"] == 5
+
+
+def test_the_range_check_notes_values_the_target_never_shows():
+    """Values far outside the target's range (negative log counts) are a note naming the
+    features; within it, a pass. Notes never lower the verdict."""
+    rng = np.random.default_rng(0)
+    span = np.stack([np.zeros(3), np.ones(3)])
+    model = _names_model(3, 3)
+    inside = rng.uniform(0, 1, size=(100, 3))
+    assert dg._check_range(inside, inside, (span, span), model).status == "pass"
+    shifted = inside.copy()
+    shifted[:50, 2] -= 2.0  # half of feature b2's values far below anything measured
+    check = dg._check_range(shifted, inside, (span, span), model)
+    assert check.status == "note" and "b2" in check.sentence and "1→2" in check.sentence
+    assert check.value["outside12"] == pytest.approx(50 / 300)
+    assert check.value["outside21"] == 0.0
+    within_margin = inside + 0.05  # a twentieth of the width past the top: tolerated
+    assert dg._check_range(within_margin, inside, (span, span), model).value["max"] == 0.0
+    assert verdict_of([check])[0] == "good"
