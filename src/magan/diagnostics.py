@@ -697,11 +697,14 @@ def _span(z: np.ndarray) -> np.ndarray | None:
 
 def _outside(y: np.ndarray, span: np.ndarray | None) -> np.ndarray:
     """Per output feature, the fraction of ``y``'s values beyond ``span`` by more than
-    :data:`RANGE_MARGIN` of its width."""
+    :data:`RANGE_MARGIN` of its width. A feature constant in the target counts as inside:
+    its standardiser scale is ``min_scale``, so whatever is output comes back at the
+    constant (a gene with no counts in that batch)."""
     if span is None or not len(y):
         return np.zeros(y.shape[1])
     pad = RANGE_MARGIN * (span[1] - span[0])
-    return ((y < span[0] - pad) | (y > span[1] + pad)).mean(axis=0)
+    out = ((y < span[0] - pad) | (y > span[1] + pad)).mean(axis=0)
+    return np.where(span[1] > span[0], out, 0.0)
 
 
 def _check_range(y12: np.ndarray, y21: np.ndarray, ranges: tuple[Any, Any],
