@@ -5,7 +5,8 @@
 For levine32 H1/H2 and the cytonorm plates (battery loaders), a default fit with
 ``diagnose=False``; then population agreement (``magan.diagnostics.population_agreement``)
 of the full translation and of doing nothing, with k-means at 3, 4, 6, 8 and 12 populations,
-printed per count and averaged. Research only: the default uses 8 (``N_POPULATIONS``).
+printed per count and averaged. The default's check averages the same counts
+(``magan.diagnostics.POPULATION_COUNTS``, since 2026-12-03).
 """
 
 from __future__ import annotations

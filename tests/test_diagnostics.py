@@ -90,6 +90,8 @@ def test_vs_identity_fails_when_worse_on_both_and_warns_on_one():
     s_good = {"trans12": 0.8, "ident12": 0.9, "trans21": 0.8, "ident21": 0.9,
               "pop_trans12": 0.7, "pop_ident12": 0.7, "pop_trans21": 0.8, "pop_ident21": 0.7}
     assert dg._check_vs_identity(good, s_good, True).status == "pass"
+    within = {**s_good, "pop_trans21": 0.68}  # below doing nothing by less than the check resolves
+    assert dg._check_vs_identity(good, within, True).status == "pass"
     scattered = {**s_good, "pop_trans21": 0.6}  # populations scattered more than unaligned
     check = dg._check_vs_identity(good, scattered, True)
     assert check.status == "warn" and "2→1 on populations" in check.sentence
@@ -292,6 +294,11 @@ def test_population_agreement_is_one_for_doing_nothing_and_near_zero_for_a_scram
     assert dg.population_agreement(pops, x, x, pops) > 0.85  # 8 k-means parts of 3 blobs
     scrambled = x[np.random.default_rng(0).permutation(len(x))]
     assert dg.population_agreement(pops, scrambled, x, pops) < 0.05
+    sets = dg._population_sets(x, 0)  # 3, 4, 6, 8 and 12 populations of 400 cells
+    assert len(sets) == len(dg.POPULATION_COUNTS) and sets[-1].max() == 11
+    assert dg.mean_population_agreement(sets, x, x, sets) > 0.85
+    assert dg.mean_population_agreement(sets, scrambled, x, sets) < 0.05
+    assert len(dg._population_sets(x[:90], 0)) == 2  # 90 cells, 20 per population: 3 and 4
 
 
 def _vs_identity(status: str) -> Check:
