@@ -74,9 +74,9 @@ The checks, and why each exists:
     the shared columns, less :data:`VS_IDENTITY_STRUCTURE_TOLERANCE`) and its populations
     (:func:`population_agreement`, averaged over k-means at :data:`POPULATION_COUNTS`, less
     :data:`VS_IDENTITY_POPULATION_TOLERANCE`)? Worse on two: fail; on one: warn. With every
-    feature shared the identity keeps every neighbour (score 1),
-    and any batch correction moves cells: on the CyTOF batches MAGAN's structure was
-    0.56 / 0.67 while mixing rose from 0.62 to 0.90 / 0.94, hence a tolerance of 0.5.
+    feature shared the identity keeps every neighbour (score 1), and any batch correction
+    moves cells: on the CyTOF batches MAGAN's structure was 0.56 / 0.67 while mixing rose
+    from 0.62 to 0.90 / 0.94, hence a tolerance of 0.5.
 ``correspondence``
     Warns when nothing tied cells to their matches (this is what keeps the plain GAN on the
     paper's Gaussians from "good": it mixes (0.95) and keeps structure (0.9) whether or not
@@ -374,7 +374,8 @@ def mean_population_agreement(own: Sequence[np.ndarray], moved: np.ndarray,
                               target: np.ndarray, target_populations: Sequence[np.ndarray],
                               k: int = K_NEIGHBOURS) -> float:
     """:func:`population_agreement` averaged over paired partitions (``own[c]`` with
-    ``target_populations[c]``: the same count in both domains); one neighbour search."""
+    ``target_populations[c]``, paired from the coarsest: the same count unless one domain is
+    too small for the finer ones); one neighbour search."""
     idx = _target_neighbours(moved, target, k)
     return float(np.mean([_agreement(o, idx, t) for o, t in zip(own, target_populations)]))
 
