@@ -50,6 +50,8 @@ def test_dataframe_and_anndata_inputs_with_auto_shared_features(toy_data, fast_p
     a2 = ad.AnnData(f2)
     model2 = MAGAN(**fast_params).fit(a1, a2, shared_features="auto", known_pairs=[("a3", "b7")])
     np.testing.assert_array_equal(model.transform(f1), model2.transform(a1))
+    with pytest.raises(DataError, match="no layer 'counts'"):  # named, not a bare KeyError
+        model2.transform(a1, layer="counts")
     # Columns in another order are matched by name.
     np.testing.assert_allclose(model.transform(f1[f1.columns[::-1]]), model.transform(f1))
     imputed = model.impute(f1)

@@ -86,9 +86,9 @@ def _values_and_names(x: Any, name: str,
     """The values inside an AnnData or DataFrame with the names only those carry, so errors and
     outputs can speak of features and cells by name."""
     if _is_anndata(x):
-        values = x.layers[layer] if layer is not None else x.X
         if layer is not None and layer not in x.layers:
             raise DataError(f"{name}: AnnData has no layer {layer!r}; layers: {list(x.layers)}")
+        values = x.layers[layer] if layer is not None else x.X
         if hasattr(values, "toarray"):  # scipy sparse
             values = values.toarray()
         return values, [str(v) for v in x.var_names], [str(v) for v in x.obs_names]
