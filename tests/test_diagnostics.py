@@ -290,7 +290,7 @@ def test_verdicts_on_the_papers_gaussians(seed):
 
 def test_population_agreement_is_one_for_doing_nothing_and_near_zero_for_a_scramble():
     x = _blobs(400, seed=3)
-    pops = dg._populations(x, 0)
+    pops = dg._populations(x, 0, 8)
     assert dg.population_agreement(pops, x, x, pops) > 0.85  # 8 k-means parts of 3 blobs
     scrambled = x[np.random.default_rng(0).permutation(len(x))]
     assert dg.population_agreement(pops, scrambled, x, pops) < 0.05
@@ -399,19 +399,22 @@ def test_the_range_check_notes_values_the_target_never_shows():
     """Values far outside the target's range (negative log counts) are a note naming the
     features; within it, a pass. Notes never lower the verdict."""
     rng = np.random.default_rng(0)
-    span = np.stack([np.zeros(3), np.ones(3)])
-    model = _names_model(3, 3)
+    cells = np.vstack([np.zeros(3), np.ones(3), rng.uniform(0, 1, size=(98, 3))])  # span [0, 1]
+    fitted = Standardizer().fit(cells)
+    model = SimpleNamespace(**vars(_names_model(3, 3)), preprocessing1_=[fitted],
+                            preprocessing2_=[fitted])
     inside = rng.uniform(0, 1, size=(100, 3))
-    assert dg._check_range(inside, inside, (span, span), model).status == "pass"
+    assert dg._check_range(inside, inside, cells, cells, model).status == "pass"
     shifted = inside.copy()
     shifted[:50, 2] -= 2.0  # half of feature b2's values far below anything measured
-    check = dg._check_range(shifted, inside, (span, span), model)
+    check = dg._check_range(shifted, inside, cells, cells, model)
     assert check.status == "note" and "b2" in check.sentence and "1→2" in check.sentence
     assert check.value["outside12"] == pytest.approx(50 / 300)
     assert check.value["outside21"] == 0.0
     within_margin = inside + 0.05  # a twentieth of the width past the top: tolerated
-    assert dg._check_range(within_margin, inside, (span, span), model).value["max"] == 0.0
-    flat = span.copy()
-    flat[1, 2] = 0.0  # b2 constant (0) in the target: what is output comes back as 0
-    assert dg._check_range(shifted, inside, (span, flat), model).status == "pass"
+    assert dg._check_range(within_margin, inside, cells, cells, model).value["max"] == 0.0
+    flat = cells.copy()
+    flat[:, 2] = 0.0  # b2 constant (0) in the target: what is output comes back as 0
+    model.preprocessing2_ = [Standardizer().fit(flat)]
+    assert dg._check_range(shifted, inside, cells, flat, model).status == "pass"
     assert verdict_of([check])[0] == "good"

@@ -354,7 +354,7 @@ def structure_score(before: np.ndarray, after: np.ndarray, k: int = K_NEIGHBOURS
     return float((overlap - chance) / (1 - chance))
 
 
-def _populations(x: np.ndarray, seed: int, count: int = 8) -> np.ndarray:
+def _populations(x: np.ndarray, seed: int, count: int) -> np.ndarray:
     """Each cell's population: k-means (``count``, at least 20 cells each) on the rows of
     ``x`` (a domain on its own principal axes)."""
     from sklearn.cluster import KMeans
@@ -723,31 +723,26 @@ def _check_cycle(c1: float, c2: float) -> Check:
                  {"pass": CYCLE_PASS, "fail": CYCLE_FAIL}, sentence)
 
 
-def _span(z: np.ndarray) -> np.ndarray | None:
-    """(2, d): each feature's lowest and highest value among the cells ``z``."""
-    return np.stack([z.min(axis=0), z.max(axis=0)]) if len(z) else None
+def _outside(y: np.ndarray, z: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """Per output feature, the fraction of ``y``'s values beyond the target cells ``z``'s
+    [min, max] of it by more than :data:`RANGE_MARGIN` of its width. A feature its
+    standardiser found ``constant`` counts as inside: its scale is ``min_scale``, so whatever
+    is output comes back at the constant (a gene with no counts in that batch)."""
+    lo, hi = z.min(axis=0), z.max(axis=0)
+    pad = RANGE_MARGIN * (hi - lo)
+    out = ((y < lo - pad) | (y > hi + pad)).mean(axis=0)
+    return np.where(constant, 0.0, out)
 
 
-def _outside(y: np.ndarray, span: np.ndarray | None) -> np.ndarray:
-    """Per output feature, the fraction of ``y``'s values beyond ``span`` by more than
-    :data:`RANGE_MARGIN` of its width. A feature constant in the target counts as inside:
-    its standardiser scale is ``min_scale``, so whatever is output comes back at the
-    constant (a gene with no counts in that batch)."""
-    if span is None or not len(y):
-        return np.zeros(y.shape[1])
-    pad = RANGE_MARGIN * (span[1] - span[0])
-    out = ((y < span[0] - pad) | (y > span[1] + pad)).mean(axis=0)
-    return np.where(span[1] > span[0], out, 0.0)
-
-
-def _check_range(y12: np.ndarray, y21: np.ndarray, ranges: tuple[Any, Any],
+def _check_range(y12: np.ndarray, y21: np.ndarray, z1: np.ndarray, z2: np.ndarray,
                  model: MAGAN) -> Check:
     """Do the translated cells stay within what the target domain shows? A note, not a
     warning: out-of-range values (negative log counts, a marker brighter than any measured)
     are worth knowing before reading translated values, but were not a sign of a worse
     alignment here (an scRNA translation with 22% of them transferred labels better than the
     same translation clipped to the range)."""
-    out12, out21 = _outside(y12, ranges[1]), _outside(y21, ranges[0])
+    out12 = _outside(y12, z2, model.preprocessing2_[-1].constant_features())
+    out21 = _outside(y21, z1, model.preprocessing1_[-1].constant_features())
     value = {"outside12": float(out12.mean()), "outside21": float(out21.mean())}
     value["max"] = max(value["outside12"], value["outside21"])
     thr = {"margin": RANGE_MARGIN, "note": RANGE_NOTE}
@@ -851,7 +846,6 @@ class Reference:
     populations: tuple[list[np.ndarray] | None, list[np.ndarray] | None] = (None, None)
     scores: Mapping[str, float] = field(default_factory=dict)
     mixing: Mapping[str, float] = field(default_factory=dict)
-    ranges: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     data_checks: tuple[Check, ...] = ()
     seconds: float = 0.0
 
@@ -884,8 +878,7 @@ def prepare_reference(model: MAGAN, x1: Any, x2: Any, *, shared_features: Any = 
     p1, p2 = _project(z1, own1), _project(z2, own2)
     nn1 = _neighbours(p1, min(k, len(z1) - 2)) if len(z1) > 2 else None
     nn2 = _neighbours(p2, min(k, len(z2) - 2)) if len(z2) > 2 else None
-    ref = Reference(z1, z2, pairs, (own1, own2), (p1, p2), (nn1, nn2), (id12, id21),
-                    ranges=(_span(z1), _span(z2)))
+    ref = Reference(z1, z2, pairs, (own1, own2), (p1, p2), (nn1, nn2), (id12, id21))
     if pairs:
         # Every feature shared, in order (same genes): the shared space is the whole one.
         sh2 = own2 if j == list(range(z2.shape[1])) else _pca_basis(z2[:, j])
@@ -940,7 +933,7 @@ def diagnose_reference(model: MAGAN, ref: Reference, *, has_relation: bool = Fal
     checks.append(_check_structure(s["trans12"], s["trans21"]))
     checks.append(_check_mixing(mix))
     checks.append(_check_cycle(_cycle_error(z1, cyc1), _cycle_error(z2, cyc2)))
-    checks.append(_check_range(y12, y21, ref.ranges, model))
+    checks.append(_check_range(y12, y21, z1, z2, model))
     checks.append(_check_vs_identity(mix, s, bool(pairs)))
     checks.append(_check_correspondence(model, len(pairs), has_relation))
     return Diagnostics.from_checks(checks, (len(z1), len(z2)),

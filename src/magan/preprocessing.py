@@ -156,8 +156,10 @@ def informative_pairs(pairs: Sequence[tuple[int, int]], scaler1: Standardizer,
     one scRNA batch). The fit's shared-feature loss and pass-through, and the self-diagnosis'
     "doing nothing", all leave them out through this one rule."""
     flat1, flat2 = scaler1.constant_features(), scaler2.constant_features()
-    kept = [(int(i), int(j)) for i, j in pairs if not (flat1[i] or flat2[j])]
-    dropped = [(int(i), int(j)) for i, j in pairs if flat1[i] or flat2[j]]
+    kept: list[tuple[int, int]] = []
+    dropped: list[tuple[int, int]] = []
+    for i, j in pairs:
+        (dropped if flat1[i] or flat2[j] else kept).append((int(i), int(j)))
     return kept, dropped
 
 
